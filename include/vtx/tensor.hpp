@@ -1,0 +1,47 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vtx {
+
+enum class DType : uint8_t { F32, F16, BF16, U8, I8, I32, I64, BOOL };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);  // safetensors spelling: "F32", "F16", "BF16", "U8", ...
+
+// A dense, C-contiguous n-d array that owns (or shares) its storage.
+// Copying a Tensor shares the storage (like torch); use clone() for a deep copy.
+class Tensor {
+ public:
+  Tensor() = default;
+  Tensor(std::vector<int64_t> shape, DType dtype);  // zero-initialised
+  static Tensor from_data(std::vector<int64_t> shape, const float* data);  // copies
+
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t dim(int i) const { return shape_.at(i < 0 ? i + static_cast<int>(shape_.size()) : i); }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  DType dtype() const { return dtype_; }
+  int64_t numel() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  bool empty() const { return !data_; }
+
+  void* raw() { return data_.get(); }
+  const void* raw() const { return data_.get(); }
+  template <class T> T* data() { return static_cast<T*>(raw()); }
+  template <class T> const T* data() const { return static_cast<const T*>(raw()); }
+
+  Tensor clone() const;
+  Tensor to_f32() const;                                   // converts F16/BF16/U8/BOOL/I* to F32
+  Tensor reshape(std::vector<int64_t> shape) const;        // shares storage
+  std::string shape_str() const;                           // "[1, 3, 224, 224]"
+
+ private:
+  std::vector<int64_t> shape_;
+  DType dtype_ = DType::F32;
+  std::shared_ptr<std::byte[]> data_;
+};
+
+}  // namespace vtx

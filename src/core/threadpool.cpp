@@ -1,0 +1,116 @@
+#include "core/threadpool.hpp"
+
+#include <cstdlib>
+#include <memory>
+
+namespace vtx {
+
+namespace {
+thread_local bool t_in_parallel = false;
+}
+
+ThreadPool::ThreadPool(int threads) : nthreads_(threads < 1 ? 1 : threads) {
+  for (int t = 1; t < nthreads_; ++t) workers_.emplace_back([this, t] { worker(t); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void ThreadPool::worker(int tid) {
+  t_in_parallel = true;
+  uint64_t seen = 0;
+  for (;;) {
+    // Spin briefly: forward passes issue many short regions back to back.
+    for (int i = 0; i < 20000 && gen_atomic_.load(std::memory_order_acquire) == seen; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    const std::function<void(int, int)>* job;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = job_;
+    }
+    (*job)(tid, nthreads_);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
+  if (nthreads_ == 1 || t_in_parallel) {
+    for (int t = 0; t < nthreads_; ++t) fn(t, nthreads_);
+    return;
+  }
+  std::lock_guard<std::mutex> run_lk(run_mu_);
+  pending_.store(nthreads_ - 1, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    job_ = &fn;
+    ++generation_;
+    gen_atomic_.store(generation_, std::memory_order_release);
+  }
+  cv_.notify_all();
+  t_in_parallel = true;
+  fn(0, nthreads_);
+  t_in_parallel = false;
+  while (pending_.load(std::memory_order_acquire) != 0) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (n == 1 || nthreads_ == 1 || t_in_parallel) {
+    fn(0, n);
+    return;
+  }
+  run_on_all([&](int tid, int nt) {
+    int64_t b = n * tid / nt, e = n * (tid + 1) / nt;
+    if (b < e) fn(b, e);
+  });
+}
+
+namespace {
+int default_threads() {
+  if (const char* s = std::getenv("VTX_NUM_THREADS")) {
+    int n = std::atoi(s);
+    if (n > 0) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc ? static_cast<int>(hc) : 1;
+}
+std::unique_ptr<ThreadPool>& pool_slot() {
+  static std::unique_ptr<ThreadPool> p;
+  return p;
+}
+std::mutex g_pool_mu;
+}  // namespace
+
+ThreadPool& global_pool() {
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  auto& p = pool_slot();
+  if (!p) p = std::make_unique<ThreadPool>(default_threads());
+  return *p;
+}
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  pool_slot() = std::make_unique<ThreadPool>(n > 0 ? n : default_threads());
+}
+
+int num_threads() { return global_pool().size(); }
+
+}  // namespace vtx

@@ -1,0 +1,47 @@
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace vtx {
+
+// A persistent pool with static partitioning. parallel_for(n, fn) calls fn(begin, end) on disjoint
+// ranges covering [0, n), one range per thread (the caller takes range 0). Calls from inside a
+// parallel region run serially, so kernels may nest without deadlock.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return nthreads_; }
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+  // Runs fn(tid, nthreads) once on every thread.
+  void run_on_all(const std::function<void(int, int)>& fn);
+
+ private:
+  void worker(int tid);
+  int nthreads_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<void(int, int)>* job_ = nullptr;
+  uint64_t generation_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> gen_atomic_{0};
+  bool stop_ = false;
+  std::mutex run_mu_;  // one parallel region at a time per pool
+};
+
+// The process-wide pool used by the kernels. Defaults to VTX_NUM_THREADS or the hardware concurrency.
+ThreadPool& global_pool();
+// Recreates the global pool with n threads (n <= 0: default). Not safe while a forward pass runs.
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace vtx

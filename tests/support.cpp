@@ -1,0 +1,103 @@
+#include "support.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "io/safetensors.hpp"
+
+namespace fs = std::filesystem;
+
+namespace vtx::test {
+
+std::string shared_dir() {
+  std::string d;
+  if (const char* e = std::getenv("VTX_SHARED_DIR")) d = e;
+  if (d.empty()) d = VTX_SHARED_DIR_DEFAULT;
+  if (!fs::is_directory(fs::path(d) / "golden")) {
+    ADD_FAILURE() << "golden data not found: " << d << "/golden (set VTX_SHARED_DIR)";
+    throw std::runtime_error("shared/ not found at " + d);
+  }
+  return fs::canonical(d).string();
+}
+
+std::string golden_dir() { return shared_dir() + "/golden"; }
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  return nlohmann::json::parse(f);
+}
+
+GoldenCase load_case(const std::string& name) {
+  GoldenCase c;
+  c.name = name;
+  std::string g = golden_dir();
+  c.spec = read_json(g + "/cases/" + name + ".json");
+  c.tensors = io::load_safetensors(g + "/" + c.spec["tensors"].get<std::string>());
+  return c;
+}
+
+std::string GoldenCase::model_dir() const { return golden_dir() + "/" + spec["model"].get<std::string>(); }
+
+double GoldenCase::atol(const std::string& tensor) const {
+  const auto& t = spec["tolerance"];
+  if (!t.contains(tensor)) throw std::runtime_error(name + ": no tolerance for " + tensor);
+  return t[tensor]["atol"].get<double>();
+}
+
+Diff compare(const Tensor& got, const Tensor& ref, double atol) {
+  Diff d;
+  Tensor g = got.to_f32(), r = ref.to_f32();
+  const float* a = g.data<float>();
+  const float* b = r.data<float>();
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    double e = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (!(e <= atol)) ++d.bad;
+    if (!(e <= d.max_abs)) {
+      d.max_abs = std::isnan(e) ? INFINITY : e;
+      d.worst_index = i;
+    }
+  }
+  return d;
+}
+
+void expect_close(const Tensor& got, const Tensor& ref, double atol, const std::string& what) {
+  ASSERT_FALSE(got.empty()) << what << ": output missing";
+  ASSERT_EQ(got.shape(), ref.shape()) << what << ": shape " << got.shape_str() << " vs reference " << ref.shape_str();
+  Diff d = compare(got, ref, atol);
+  EXPECT_EQ(d.bad, 0) << what << ": " << d.bad << " elements exceed atol " << atol << " (max |diff| " << d.max_abs
+                      << " at flat index " << d.worst_index << ")";
+}
+
+std::string temp_dir() {
+  static std::string dir;
+  if (dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "vtx-test-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    dir = tmpl;
+  }
+  return dir;
+}
+
+int run_command(const std::string& cmd, std::string* output) {
+  std::string full = cmd + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  if (!p) return -1;
+  std::array<char, 4096> buf;
+  std::string out;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int st = pclose(p);
+  if (output) *output = out;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+}  // namespace vtx::test

@@ -1,0 +1,38 @@
+#pragma once
+// Shared test helpers: locating ../shared, reading golden cases, comparing tensors at the golden tolerances.
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "vtx/tensor.hpp"
+
+namespace vtx::test {
+
+// $VTX_SHARED_DIR, else the CMake option VTX_SHARED_DIR (default <source>/../shared).
+// Fails the test (ADD_FAILURE + throw) when golden data is missing: never a silent skip.
+std::string shared_dir();
+std::string golden_dir();
+nlohmann::json read_json(const std::string& path);
+
+struct GoldenCase {
+  std::string name;
+  nlohmann::json spec;                   // cases/<name>.json
+  std::map<std::string, Tensor> tensors;  // cases/<name>.safetensors (as stored)
+  std::string model_dir() const;          // absolute path of spec["model"]
+  double atol(const std::string& tensor) const;
+};
+GoldenCase load_case(const std::string& name);
+
+struct Diff {
+  double max_abs = 0;
+  int64_t worst_index = -1;
+  int64_t bad = 0;
+};
+Diff compare(const Tensor& got, const Tensor& ref, double atol);
+// gtest assertion helper: shapes equal and |got - ref| <= atol everywhere.
+void expect_close(const Tensor& got, const Tensor& ref, double atol, const std::string& what);
+
+std::string temp_dir();  // a fresh folder under /tmp for this test process
+int run_command(const std::string& cmd, std::string* output = nullptr);  // shell, captures stdout+stderr
+
+}  // namespace vtx::test
