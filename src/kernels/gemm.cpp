@@ -1,12 +1,22 @@
-// Portable GEMM path (layout 0: W transposed to [K, N]) and the scalar reference.
+// Public GEMM entry points: packing, run-time dispatch (AVX2/FMA panels, layout 1, in gemm_avx2.cpp),
+// the portable path (layout 0: W transposed to [K, N]) and the scalar reference.
 #include "kernels/gemm.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
+#include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 
 namespace vtx::kernels {
+
+namespace avx2 {  // gemm_avx2.cpp
+void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C,
+                   int64_t ldc, const Epilogue& ep);
+void apply_act(float* y, int64_t n, Act act);
+}  // namespace avx2
 
 float act_ref(float x, Act act) {
   switch (act) {
@@ -24,11 +34,12 @@ float act_ref(float x, Act act) {
 
 void apply_act(float* y, int64_t n, Act act) {
   if (act == Act::None) return;
+  if (cpu_has_avx2_fma()) return avx2::apply_act(y, n, act);
   for (int64_t i = 0; i < n; ++i) y[i] = act_ref(y[i], act);
 }
 
 struct PackAccess {
-  static void set(PackedWeight& p, int64_t n, int64_t k, int layout, std::vector<float> d) {
+  static void set(PackedWeight& p, int64_t n, int64_t k, int layout, AlignedFloats d) {
     p.n_ = n;
     p.k_ = k;
     p.layout_ = layout;
@@ -37,17 +48,39 @@ struct PackAccess {
 };
 
 PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K) {
-  std::vector<float> t(static_cast<size_t>(N * K));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) t[k * N + n] = w[n * K + k];
+  return pack(w, N, K, cpu_has_avx2_fma() ? kLayoutAvx2 : kLayoutPortable);
+}
+
+PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K, int layout) {
+  if (N < 0 || K < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
   PackedWeight p;
-  PackAccess::set(p, N, K, 0, std::move(t));
+  if (layout == kLayoutPortable) {
+    AlignedFloats t(static_cast<size_t>(N * K));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) t[k * N + n] = w[n * K + k];
+    PackAccess::set(p, N, K, layout, std::move(t));
+  } else if (layout == kLayoutAvx2) {
+    if (!cpu_has_avx2_fma()) throw std::runtime_error("PackedWeight::pack: layout 1 needs AVX2+FMA");
+    constexpr int64_t NR = 16;
+    const int64_t np = (N + NR - 1) / NR;
+    AlignedFloats t(static_cast<size_t>(np * K * NR), 0.f);
+    for (int64_t pn = 0; pn < np; ++pn)
+      for (int64_t j = 0; j < NR && pn * NR + j < N; ++j) {
+        const float* src = w + (pn * NR + j) * K;
+        float* dst = t.data() + pn * K * NR + j;
+        for (int64_t k = 0; k < K; ++k) dst[k * NR] = src[k];
+      }
+    PackAccess::set(p, N, K, layout, std::move(t));
+  } else {
+    throw std::invalid_argument("PackedWeight::pack: unknown layout " + std::to_string(layout));
+  }
   return p;
 }
 
-static inline void epilogue_row(float* c, int64_t m, int64_t n0, int64_t n1, const Epilogue& ep) {
+// acc holds the raw sums for columns [n0, n1) of row m; residual is read before c is written (may alias).
+static inline void epilogue_row(const float* acc, float* c, int64_t m, int64_t n0, int64_t n1, const Epilogue& ep) {
   for (int64_t n = n0; n < n1; ++n) {
-    float y = c[n];
+    float y = acc[n - n0];
     if (ep.bias) y += ep.bias[n];
     y = act_ref(y, ep.act);
     if (ep.scale) y *= ep.scale[n];
@@ -59,6 +92,7 @@ static inline void epilogue_row(float* c, int64_t m, int64_t n0, int64_t n1, con
 void linear(const float* A, int64_t M, int64_t lda, const PackedWeight& W, float* C, int64_t ldc,
             const Epilogue& ep) {
   const int64_t N = W.N(), K = W.K();
+  if (W.layout() == PackedWeight::kLayoutAvx2) return avx2::linear_panels(A, M, lda, W.data(), N, K, C, ldc, ep);
   const float* B = W.data();  // [K, N]
   global_pool().parallel_for(M, [&](int64_t m0, int64_t m1) {
     constexpr int64_t NB = 256;
@@ -74,9 +108,7 @@ void linear(const float* A, int64_t M, int64_t lda, const PackedWeight& W, float
           const float* b = B + k * N;
           for (int64_t n = nb; n < ne; ++n) acc[n - nb] += av * b[n];
         }
-        // residual may alias c: read it before writing this element (same index), which epilogue_row does.
-        for (int64_t n = nb; n < ne; ++n) c[n] = acc[n - nb];
-        epilogue_row(c, m, nb, ne, ep);
+        epilogue_row(acc.data(), c, m, nb, ne, ep);
       }
     }
   });

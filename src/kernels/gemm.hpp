@@ -2,11 +2,27 @@
 // Linear layers: C[M,N] = epilogue(A[M,K] * W[N,K]^T), W in PyTorch nn.Linear layout (out x in).
 // Weights are packed once at load into the layout of the fastest kernel available on this CPU;
 // linear() dispatches at run time. linear_ref() is the scalar reference every optimized path is tested against.
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <vector>
 
 namespace vtx::kernels {
+
+// 64-byte aligned allocator (packed weights / kernel buffers: whole cache lines, aligned vector loads).
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <class U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+};
+using AlignedFloats = std::vector<float, AlignedAllocator<float>>;
 
 enum class Act : uint8_t { None, Gelu /* exact erf GELU, HF "gelu" */, GeluTanh, Relu, QuickGelu };
 
@@ -24,7 +40,11 @@ struct Epilogue {
 class PackedWeight {
  public:
   PackedWeight() = default;
-  static PackedWeight pack(const float* w, int64_t N, int64_t K);  // w row-major [N, K]
+  static PackedWeight pack(const float* w, int64_t N, int64_t K);  // w row-major [N, K], best layout for this CPU
+  // Layouts: 0 = portable ([K, N], any CPU); 1 = AVX2/FMA panels of 16 output columns ([N/16][K][16], zero padded).
+  // pack with an explicit layout is for tests/benchmarks; layout 1 throws on CPUs without AVX2+FMA.
+  static constexpr int kLayoutPortable = 0, kLayoutAvx2 = 1;
+  static PackedWeight pack(const float* w, int64_t N, int64_t K, int layout);
   int64_t N() const { return n_; }
   int64_t K() const { return k_; }
   bool empty() const { return n_ == 0; }
@@ -38,14 +58,15 @@ class PackedWeight {
   friend struct PackAccess;
   int64_t n_ = 0, k_ = 0;
   int layout_ = 0;
-  std::vector<float> data_;
+  AlignedFloats data_;
 };
 
 
-void apply_act(float* y, int64_t n, Act act);
+void apply_act(float* y, int64_t n, Act act);  // in place, vectorized when AVX2 is available
 float act_ref(float x, Act act);
 
-// Multi-threaded on the global pool.
+// Multi-threaded on the global pool. A rows may be strided (lda >= K); C rows strided by ldc >= N.
+// C must not overlap A; ep.residual may alias C exactly (same pointer and ldr == ldc).
 void linear(const float* A, int64_t M, int64_t lda, const PackedWeight& W, float* C, int64_t ldc,
             const Epilogue& ep = {});
 

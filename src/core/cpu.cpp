@@ -1,0 +1,32 @@
+#include "core/cpu.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace vtx {
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = [] {
+    CpuFeatures c;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    c.avx2 = __builtin_cpu_supports("avx2");
+    c.fma = __builtin_cpu_supports("fma");
+    c.f16c = __builtin_cpu_supports("f16c");
+    c.avx512f = __builtin_cpu_supports("avx512f");
+#endif
+    return c;
+  }();
+  return f;
+}
+
+bool cpu_has_avx2_fma() {
+  static const bool ok = [] {
+    const char* e = std::getenv("VTX_DISABLE_AVX2");
+    if (e && *e && std::strcmp(e, "0") != 0) return false;
+    return cpu_features().avx2 && cpu_features().fma;
+  }();
+  return ok;
+}
+
+}  // namespace vtx

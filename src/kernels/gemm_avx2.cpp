@@ -1,0 +1,298 @@
+// AVX2/FMA GEMM for linear layers: C = epilogue(A * W^T) with W packed in panels of 16 output columns
+// (layout 1: panel p holds W[16p .. 16p+15, k] for k = 0..K-1, 16 floats per k, zero padded past N).
+//
+// Blocking (per thread): rows in blocks of MC, columns in blocks of NC panels, K in blocks of KC.
+//   A block (MC x KC) is packed into 6-row micro-panels ([kc][6]) and lives in L2;
+//   one B micro-panel (KC x 16) lives in L1 and is swept over every 6-row tile of the A block;
+//   the 6x16 microkernel keeps 12 ymm accumulators (2 loads + 6 broadcasts per 12 FMAs).
+// With several K blocks, partial sums go to a per-thread tile buffer (C is only written once, with the
+// full epilogue, so residual may alias C).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/threadpool.hpp"
+#include "kernels/elementwise_avx2.hpp"
+#include "kernels/gemm.hpp"
+
+namespace vtx::kernels::avx2 {
+
+using namespace simd;
+
+namespace {
+
+constexpr int MR = 6, NR = 16;
+
+struct Tuning {
+  int64_t kc = 384, mc = 192, nc_panels = 16;
+  Tuning() {
+    if (const char* e = std::getenv("VTX_GEMM_KC")) kc = std::max(16L, std::atol(e));
+    if (const char* e = std::getenv("VTX_GEMM_MC")) mc = std::max<int64_t>(MR, std::atol(e) / MR * MR);
+    if (const char* e = std::getenv("VTX_GEMM_NC")) nc_panels = std::max(1L, std::atol(e));
+  }
+};
+const Tuning& tuning() {
+  static Tuning t;
+  return t;
+}
+
+struct ThreadBuf {
+  float* p = nullptr;
+  size_t n = 0;
+  ~ThreadBuf() { ::operator delete(p, std::align_val_t(64)); }
+  float* get(size_t need) {
+    if (need > n) {
+      ::operator delete(p, std::align_val_t(64));
+      p = static_cast<float*>(::operator new(need * sizeof(float), std::align_val_t(64)));
+      n = need;
+    }
+    return p;
+  }
+};
+thread_local ThreadBuf t_apack, t_cbuf;
+
+// Epilogue on up to 16 columns of one row: acc -> C (bias, act, scale, residual; in that order).
+inline __m256 act256(__m256 v, Act act) {
+  switch (act) {
+    case Act::None: return v;
+    case Act::Gelu: return gelu256(v);
+    case Act::GeluTanh: return gelu_tanh256(v);
+    case Act::Relu: return _mm256_max_ps(v, _mm256_setzero_ps());
+    case Act::QuickGelu: return quick_gelu256(v);
+  }
+  return v;
+}
+
+inline void epilogue_row16(__m256 v0, __m256 v1, float* c, const float* res, int64_t n0, int nvalid,
+                           const Epilogue& ep) {
+  if (nvalid == NR) {
+    if (ep.bias) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ep.bias + n0));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ep.bias + n0 + 8));
+    }
+    if (ep.act != Act::None) {
+      v0 = act256(v0, ep.act);
+      v1 = act256(v1, ep.act);
+    }
+    if (ep.scale) {
+      v0 = _mm256_mul_ps(v0, _mm256_loadu_ps(ep.scale + n0));
+      v1 = _mm256_mul_ps(v1, _mm256_loadu_ps(ep.scale + n0 + 8));
+    }
+    if (res) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + 8));
+    }
+    _mm256_storeu_ps(c, v0);
+    _mm256_storeu_ps(c + 8, v1);
+    return;
+  }
+  const __m256i m0 = tail_mask(nvalid), m1 = tail_mask(nvalid - 8);
+  if (ep.bias) {
+    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ep.bias + n0, m0));
+    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ep.bias + n0 + 8, m1));
+  }
+  if (ep.act != Act::None) {
+    v0 = act256(v0, ep.act);
+    v1 = act256(v1, ep.act);
+  }
+  if (ep.scale) {
+    v0 = _mm256_mul_ps(v0, _mm256_maskload_ps(ep.scale + n0, m0));
+    v1 = _mm256_mul_ps(v1, _mm256_maskload_ps(ep.scale + n0 + 8, m1));
+  }
+  if (res) {
+    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, m0));
+    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + 8, m1));
+  }
+  _mm256_maskstore_ps(c, m0, v0);
+  _mm256_maskstore_ps(c + 8, m1, v1);
+}
+
+struct TileOut {
+  float* C;
+  int64_t ldc;
+  const Epilogue* ep;
+  int64_t m0, n0;  // global coordinates of the tile
+  int mvalid, nvalid;
+};
+
+// 6x16 microkernel. a: packed [kc][6]; b: panel [kc][16]. buf: the tile's 96-float partial-sum slot.
+// load_buf: add the partial sums from buf; final: run the epilogue into C, else store partial sums to buf.
+__attribute__((always_inline)) inline void kernel_6x16(const float* __restrict a, const float* __restrict b,
+                                                       int64_t kc, float* buf, bool load_buf, bool final,
+                                                       const TileOut& o) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#define VTX_STEP(i)                                              \
+  {                                                             \
+    const __m256 b0 = _mm256_load_ps(b + (i) * 16);             \
+    const __m256 b1 = _mm256_load_ps(b + (i) * 16 + 8);         \
+    __m256 av = _mm256_broadcast_ss(a + (i) * 6 + 0);           \
+    c00 = _mm256_fmadd_ps(av, b0, c00);                         \
+    c01 = _mm256_fmadd_ps(av, b1, c01);                         \
+    av = _mm256_broadcast_ss(a + (i) * 6 + 1);                  \
+    c10 = _mm256_fmadd_ps(av, b0, c10);                         \
+    c11 = _mm256_fmadd_ps(av, b1, c11);                         \
+    av = _mm256_broadcast_ss(a + (i) * 6 + 2);                  \
+    c20 = _mm256_fmadd_ps(av, b0, c20);                         \
+    c21 = _mm256_fmadd_ps(av, b1, c21);                         \
+    av = _mm256_broadcast_ss(a + (i) * 6 + 3);                  \
+    c30 = _mm256_fmadd_ps(av, b0, c30);                         \
+    c31 = _mm256_fmadd_ps(av, b1, c31);                         \
+    av = _mm256_broadcast_ss(a + (i) * 6 + 4);                  \
+    c40 = _mm256_fmadd_ps(av, b0, c40);                         \
+    c41 = _mm256_fmadd_ps(av, b1, c41);                         \
+    av = _mm256_broadcast_ss(a + (i) * 6 + 5);                  \
+    c50 = _mm256_fmadd_ps(av, b0, c50);                         \
+    c51 = _mm256_fmadd_ps(av, b1, c51);                         \
+  }
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    VTX_STEP(0) VTX_STEP(1) VTX_STEP(2) VTX_STEP(3)
+    a += 24;
+    b += 64;
+  }
+  for (; k < kc; ++k) {
+    VTX_STEP(0)
+    a += 6;
+    b += 16;
+  }
+#undef VTX_STEP
+  if (load_buf) {
+    c00 = _mm256_add_ps(c00, _mm256_load_ps(buf + 0));
+    c01 = _mm256_add_ps(c01, _mm256_load_ps(buf + 8));
+    c10 = _mm256_add_ps(c10, _mm256_load_ps(buf + 16));
+    c11 = _mm256_add_ps(c11, _mm256_load_ps(buf + 24));
+    c20 = _mm256_add_ps(c20, _mm256_load_ps(buf + 32));
+    c21 = _mm256_add_ps(c21, _mm256_load_ps(buf + 40));
+    c30 = _mm256_add_ps(c30, _mm256_load_ps(buf + 48));
+    c31 = _mm256_add_ps(c31, _mm256_load_ps(buf + 56));
+    c40 = _mm256_add_ps(c40, _mm256_load_ps(buf + 64));
+    c41 = _mm256_add_ps(c41, _mm256_load_ps(buf + 72));
+    c50 = _mm256_add_ps(c50, _mm256_load_ps(buf + 80));
+    c51 = _mm256_add_ps(c51, _mm256_load_ps(buf + 88));
+  }
+  if (!final) {
+    _mm256_store_ps(buf + 0, c00);
+    _mm256_store_ps(buf + 8, c01);
+    _mm256_store_ps(buf + 16, c10);
+    _mm256_store_ps(buf + 24, c11);
+    _mm256_store_ps(buf + 32, c20);
+    _mm256_store_ps(buf + 40, c21);
+    _mm256_store_ps(buf + 48, c30);
+    _mm256_store_ps(buf + 56, c31);
+    _mm256_store_ps(buf + 64, c40);
+    _mm256_store_ps(buf + 72, c41);
+    _mm256_store_ps(buf + 80, c50);
+    _mm256_store_ps(buf + 88, c51);
+    return;
+  }
+  const Epilogue& ep = *o.ep;
+  const __m256 rows[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int r = 0; r < o.mvalid; ++r) {
+    const int64_t m = o.m0 + r;
+    const float* res = ep.residual ? ep.residual + m * ep.ldr + o.n0 : nullptr;
+    epilogue_row16(rows[r][0], rows[r][1], o.C + m * o.ldc + o.n0, res, o.n0, o.nvalid, ep);
+  }
+}
+
+// Packs rows [m0, m0+mc) x cols [k0, k0+kc) of A into 6-row micro-panels [tile][kc][6], zero-padding rows.
+void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
+  for (int64_t t = 0; t < mc; t += MR) {
+    const int rows = static_cast<int>(std::min<int64_t>(MR, mc - t));
+    float* dst = ap + t * kc;
+    const float* src[MR];
+    for (int r = 0; r < MR; ++r) src[r] = A + (m0 + t + std::min(r, rows - 1)) * lda + k0;
+    if (rows == MR) {
+      for (int64_t k = 0; k < kc; ++k) {
+        dst[k * 6 + 0] = src[0][k];
+        dst[k * 6 + 1] = src[1][k];
+        dst[k * 6 + 2] = src[2][k];
+        dst[k * 6 + 3] = src[3][k];
+        dst[k * 6 + 4] = src[4][k];
+        dst[k * 6 + 5] = src[5][k];
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int r = 0; r < MR; ++r) dst[k * 6 + r] = r < rows ? src[r][k] : 0.f;
+    }
+  }
+}
+
+// One thread's region: rows [mb, me), panels [pb, pe).
+void gemm_region(const float* A, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C, int64_t ldc,
+                 const Epilogue& ep, int64_t mb, int64_t me, int64_t pb, int64_t pe) {
+  const Tuning& tu = tuning();
+  const int64_t nkb = std::max<int64_t>(1, (K + tu.kc - 1) / tu.kc);
+  const int64_t kcb = K == 0 ? 0 : (K + nkb - 1) / nkb;  // balanced K blocks
+  const int64_t rows = me - mb;
+  const int64_t nmb = std::max<int64_t>(1, (rows + tu.mc - 1) / tu.mc);
+  const int64_t mcb = ((rows + nmb - 1) / nmb + MR - 1) / MR * MR;
+  const int64_t npb = std::max<int64_t>(1, (pe - pb + tu.nc_panels - 1) / tu.nc_panels);
+  const int64_t ncb = (pe - pb + npb - 1) / npb;
+
+  float* ap = t_apack.get(static_cast<size_t>(mcb * std::max<int64_t>(kcb, 1)));
+  float* cbuf = nkb > 1 ? t_cbuf.get(static_cast<size_t>(mcb * ncb * NR)) : nullptr;
+
+  for (int64_t m0 = mb; m0 < me; m0 += mcb) {
+    const int64_t mc = std::min(mcb, me - m0);
+    const int64_t ntile = (mc + MR - 1) / MR;
+    for (int64_t p0 = pb; p0 < pe; p0 += ncb) {
+      const int64_t p1 = std::min(pe, p0 + ncb);
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t k0 = kb * kcb, kc = std::max<int64_t>(0, std::min(kcb, K - k0));
+        const bool final = kb == nkb - 1;
+        pack_a(A, lda, m0, mc, k0, kc, ap);
+        for (int64_t p = p0; p < p1; ++p) {
+          const float* bp = Wp + (p * K + k0) * NR;
+          TileOut o{C, ldc, &ep, 0, p * NR, 0, static_cast<int>(std::min<int64_t>(NR, N - p * NR))};
+          for (int64_t t = 0; t < ntile; ++t) {
+            o.m0 = m0 + t * MR;
+            o.mvalid = static_cast<int>(std::min<int64_t>(MR, me - o.m0));
+            float* buf = cbuf ? cbuf + ((p - p0) * ntile + t) * (MR * NR) : nullptr;
+            kernel_6x16(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C,
+                   int64_t ldc, const Epilogue& ep) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t npan = (N + NR - 1) / NR, mt = (M + MR - 1) / MR;
+  ThreadPool& pool = global_pool();
+  const int nt = pool.size();
+  const double flops = 2.0 * M * N * K;
+  if (nt == 1 || flops < 2e5) {
+    gemm_region(A, lda, Wp, N, K, C, ldc, ep, 0, M, 0, npan);
+    return;
+  }
+  // Small M (batch 1): split the output columns so every thread gets work and B is read once;
+  // large M: split rows (each thread streams all of B from L3, reuses its A block from L2).
+  const bool split_n = npan >= 2 * nt && (M < 64 * nt * 3 || mt < 4 * nt);
+  pool.run_on_all([&](int tid, int n) {
+    if (split_n) {
+      const int64_t pb = npan * tid / n, pe = npan * (tid + 1) / n;
+      if (pb < pe) gemm_region(A, lda, Wp, N, K, C, ldc, ep, 0, M, pb, pe);
+    } else {
+      const int64_t tb = mt * tid / n, te = mt * (tid + 1) / n;
+      if (tb < te) gemm_region(A, lda, Wp, N, K, C, ldc, ep, tb * MR, std::min(M, te * MR), 0, npan);
+    }
+  });
+}
+
+void apply_act(float* y, int64_t n, Act act) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act256(_mm256_loadu_ps(y + i), act));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, act256(_mm256_maskload_ps(y + i, m), act));
+  }
+}
+
+}  // namespace vtx::kernels::avx2
