@@ -1,0 +1,173 @@
+#include "models/common.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/threadpool.hpp"
+
+namespace vtx::models {
+
+int64_t Config::i(const std::string& key) const {
+  if (!j.contains(key) || !j[key].is_number_integer())
+    throw Error(path + ": missing or non-integer \"" + key + "\"");
+  return j[key].get<int64_t>();
+}
+int64_t Config::i(const std::string& key, int64_t def) const {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_number_integer()) throw Error(path + ": \"" + key + "\" is not an integer");
+  return j[key].get<int64_t>();
+}
+double Config::f(const std::string& key, double def) const {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_number()) throw Error(path + ": \"" + key + "\" is not a number");
+  return j[key].get<double>();
+}
+bool Config::b(const std::string& key, bool def) const {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_boolean()) throw Error(path + ": \"" + key + "\" is not a boolean");
+  return j[key].get<bool>();
+}
+std::string Config::s(const std::string& key, const std::string& def) const {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_string()) throw Error(path + ": \"" + key + "\" is not a string");
+  return j[key].get<std::string>();
+}
+Config Config::sub(const std::string& key) const {
+  if (!j.contains(key) || !j[key].is_object()) throw Error(path + ": missing object \"" + key + "\"");
+  return Config{j[key], path + " (" + key + ")"};
+}
+
+kernels::Act parse_act(const Config& c, const std::string& key, const std::string& def) {
+  std::string a = c.s(key, def);
+  if (a == "gelu") return kernels::Act::Gelu;
+  if (a == "gelu_new" || a == "gelu_pytorch_tanh" || a == "gelu_fast") return kernels::Act::GeluTanh;
+  if (a == "relu") return kernels::Act::Relu;
+  if (a == "quick_gelu") return kernels::Act::QuickGelu;
+  throw Error(c.path + ": unsupported " + key + " \"" + a + "\"");
+}
+
+Linear Linear::load(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in, bool has_bias) {
+  Linear l;
+  l.in = in;
+  l.out = out;
+  Tensor w = ws.f32(prefix + ".weight", {out, in});
+  l.w = kernels::PackedWeight::pack(w.data<float>(), out, in);
+  if (has_bias || ws.has(prefix + ".bias")) {
+    Tensor b = ws.f32(prefix + ".bias", {out});
+    l.bias.assign(b.data<float>(), b.data<float>() + out);
+  }
+  return l;
+}
+
+void Linear::operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep) const {
+  ep.bias = bias.empty() ? nullptr : bias.data();
+  kernels::linear(x, M, in, w, y, out, ep);
+}
+
+LayerNorm LayerNorm::load(const io::WeightStore& ws, const std::string& prefix, int64_t D, double eps) {
+  LayerNorm n;
+  Tensor g = ws.f32(prefix + ".weight", {D}), b = ws.f32(prefix + ".bias", {D});
+  n.gamma.assign(g.data<float>(), g.data<float>() + D);
+  n.beta.assign(b.data<float>(), b.data<float>() + D);
+  n.eps = static_cast<float>(eps);
+  return n;
+}
+
+void LayerNorm::operator()(const float* x, int64_t rows, float* y) const {
+  const int64_t D = static_cast<int64_t>(gamma.size());
+  global_pool().parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* a = x + r * D;
+      float* o = y + r * D;
+      float mean = 0;
+      for (int64_t d = 0; d < D; ++d) mean += a[d];
+      mean /= static_cast<float>(D);
+      float var = 0;
+      for (int64_t d = 0; d < D; ++d) var += (a[d] - mean) * (a[d] - mean);
+      var /= static_cast<float>(D);
+      const float inv = 1.0f / std::sqrt(var + eps);
+      for (int64_t d = 0; d < D; ++d) o[d] = (a[d] - mean) * inv * gamma[d] + beta[d];
+    }
+  });
+}
+
+PatchEmbedding PatchEmbedding::load(const io::WeightStore& ws, const std::string& prefix, int64_t C, int64_t D,
+                                    int64_t p) {
+  PatchEmbedding pe;
+  pe.C = C;
+  pe.p = p;
+  pe.D = D;
+  Tensor w = ws.f32(prefix + ".weight", {D, C, p, p});  // [D, C*p*p] row-major, matches im2col order (c, ky, kx)
+  pe.proj.in = C * p * p;
+  pe.proj.out = D;
+  pe.proj.w = kernels::PackedWeight::pack(w.data<float>(), D, C * p * p);
+  Tensor b = ws.f32(prefix + ".bias", {D});
+  pe.proj.bias.assign(b.data<float>(), b.data<float>() + D);
+  return pe;
+}
+
+void PatchEmbedding::operator()(const float* px, int64_t B, int64_t H, int64_t W, float* out, Workspace& wsp,
+                                size_t slot) const {
+  const int64_t gh = H / p, gw = W / p, N = gh * gw, K = C * p * p;
+  float* cols = wsp.get(slot, static_cast<size_t>(B * N * K));
+  global_pool().parallel_for(B * gh, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / gh, y = r % gh;
+      for (int64_t x = 0; x < gw; ++x) {
+        float* dst = cols + ((b * gh + y) * gw + x) * K;
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t ky = 0; ky < p; ++ky) {
+            const float* src = px + ((b * C + c) * H + y * p + ky) * W + x * p;
+            std::memcpy(dst + (c * p + ky) * p, src, static_cast<size_t>(p) * sizeof(float));
+          }
+      }
+    }
+  });
+  proj(cols, B * N, out);
+}
+
+Tensor check_pixel_values(const Tensor& pv, int64_t channels, int64_t patch) {
+  if (pv.empty()) throw Error("pixel_values: empty tensor");
+  if (pv.ndim() != 4)
+    throw Error("pixel_values: expected shape [batch, " + std::to_string(channels) + ", height, width], got " + pv.shape_str());
+  if (pv.dim(1) != channels)
+    throw Error("pixel_values: expected " + std::to_string(channels) + " channels (config num_channels), got " +
+                std::to_string(pv.dim(1)) + " in " + pv.shape_str());
+  if (pv.dim(0) < 1 || pv.dim(2) < patch || pv.dim(3) < patch)
+    throw Error("pixel_values: image " + pv.shape_str() + " is smaller than one " + std::to_string(patch) + "x" +
+                std::to_string(patch) + " patch");
+  if (pv.dtype() != DType::F32 && pv.dtype() != DType::F16 && pv.dtype() != DType::BF16)
+    throw Error(std::string("pixel_values: expected a float tensor, got ") + dtype_name(pv.dtype()));
+  return pv.to_f32();
+}
+
+std::vector<std::vector<float>> expand_head_mask(const std::optional<Tensor>& hm, int64_t L, int64_t H) {
+  std::vector<std::vector<float>> r;
+  if (!hm) return r;
+  Tensor t = hm->to_f32();
+  const float* d = t.data<float>();
+  if (t.ndim() == 1 && t.dim(0) == H) {
+    r.assign(static_cast<size_t>(L), std::vector<float>(d, d + H));
+  } else if (t.ndim() == 2 && t.dim(0) == L && t.dim(1) == H) {
+    for (int64_t l = 0; l < L; ++l) r.emplace_back(d + l * H, d + (l + 1) * H);
+  } else {
+    throw Error("head_mask: expected shape [" + std::to_string(H) + "] or [" + std::to_string(L) + ", " +
+                std::to_string(H) + "], got " + t.shape_str());
+  }
+  return r;
+}
+
+std::vector<uint8_t> read_mask(const std::optional<Tensor>& m, int64_t B, int64_t N) {
+  std::vector<uint8_t> r;
+  if (!m) return r;
+  Tensor t = m->to_f32();
+  if (!(t.ndim() == 2 && t.dim(0) == B && t.dim(1) == N))
+    throw Error("bool_masked_pos: expected shape [" + std::to_string(B) + ", " + std::to_string(N) + "], got " + t.shape_str());
+  r.resize(static_cast<size_t>(B * N));
+  for (int64_t i = 0; i < B * N; ++i) r[i] = t.data<float>()[i] != 0.f;
+  return r;
+}
+
+Tensor tensor_from(const float* data, std::vector<int64_t> shape) { return Tensor::from_data(std::move(shape), data); }
+
+}  // namespace vtx::models

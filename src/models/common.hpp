@@ -1,0 +1,84 @@
+#pragma once
+// Building blocks shared by every architecture: config access, loaded layers (Linear, LayerNorm, patch
+// embedding) and the per-call workspace. Weights are loaded once, packed, and never modified.
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/weights.hpp"
+#include "kernels/gemm.hpp"
+#include "vtx/error.hpp"
+#include "vtx/model.hpp"
+
+namespace vtx::models {
+
+using json = nlohmann::json;
+
+// Typed config.json access; errors name the file and the key.
+struct Config {
+  json j;
+  std::string path;  // config.json path, for messages
+  int64_t i(const std::string& key) const;
+  int64_t i(const std::string& key, int64_t def) const;
+  double f(const std::string& key, double def) const;
+  bool b(const std::string& key, bool def) const;
+  std::string s(const std::string& key, const std::string& def) const;
+  bool has(const std::string& key) const { return j.contains(key) && !j[key].is_null(); }
+  Config sub(const std::string& key) const;  // nested config (e.g. backbone_config)
+};
+
+kernels::Act parse_act(const Config& c, const std::string& key, const std::string& def);
+
+// Activation buffers reused across calls: after the first forward at a given shape nothing is allocated.
+class Workspace {
+ public:
+  float* get(size_t slot, size_t n) {
+    if (bufs_.size() <= slot) bufs_.resize(slot + 1);
+    if (bufs_[slot].size() < n) bufs_[slot].resize(n);
+    return bufs_[slot].data();
+  }
+
+ private:
+  std::vector<std::vector<float>> bufs_;
+};
+
+// Workspace slots: 0..4 encoder, 5..7 embeddings, >= kFirstModelSlot models.
+constexpr size_t kFirstModelSlot = 8;
+
+struct Linear {
+  kernels::PackedWeight w;
+  std::vector<float> bias;  // empty: no bias
+  int64_t in = 0, out = 0;
+  // Loads "<prefix>.weight" [out, in] and "<prefix>.bias" [out] (bias optional when has_bias is false).
+  static Linear load(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in, bool has_bias = true);
+  // y[M, out] = x[M, in] W^T + b, then the epilogue's act / scale / residual.
+  void operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep = {}) const;
+};
+
+struct LayerNorm {
+  std::vector<float> gamma, beta;
+  float eps = 1e-12f;
+  static LayerNorm load(const io::WeightStore& ws, const std::string& prefix, int64_t D, double eps);
+  void operator()(const float* x, int64_t rows, float* y) const;
+};
+
+// Conv2d(C, D, kernel=p, stride=p) as im2col + GEMM. Input [B, C, H, W] -> [B, (H/p)*(W/p), D].
+struct PatchEmbedding {
+  Linear proj;
+  int64_t C = 3, p = 16, D = 0;
+  static PatchEmbedding load(const io::WeightStore& ws, const std::string& prefix, int64_t C, int64_t D, int64_t p);
+  void operator()(const float* pixels, int64_t B, int64_t H, int64_t W, float* out, Workspace& wsp, size_t slot) const;
+};
+
+// Checks pixel_values: F32 (or convertible) [B, C, H, W] with the expected channel count and H, W >= patch.
+Tensor check_pixel_values(const Tensor& pv, int64_t channels, int64_t patch);
+
+// Per-layer head mask: [H] or [L, H] -> L rows of H floats (empty when no mask).
+std::vector<std::vector<float>> expand_head_mask(const std::optional<Tensor>& hm, int64_t L, int64_t H);
+
+// bool_masked_pos [B, N] (any dtype) -> B*N bytes 0/1 (empty when none).
+std::vector<uint8_t> read_mask(const std::optional<Tensor>& m, int64_t B, int64_t N);
+
+Tensor tensor_from(const float* data, std::vector<int64_t> shape);
+
+}  // namespace vtx::models

@@ -1,0 +1,164 @@
+// Dinov2Model, Dinov2ForImageClassification, Dinov2Backbone and their *WithRegisters* twins.
+#include "models/dinov2.hpp"
+
+#include "models/registry.hpp"
+
+namespace vtx::models {
+
+Dinov2::Dinov2(const Config& c, const io::WeightStore& ws, const std::string& prefix) {
+  EncoderConfig ec = encoder_config(c, true);
+  EmbeddingConfig emb;
+  emb.D = ec.D;
+  emb.C = c.i("num_channels", 3);
+  emb.patch = c.i("patch_size");
+  emb.image_size = c.i("image_size", 518);
+  emb.registers = registers_ = c.i("num_register_tokens", 0);
+  emb.always_interpolate = true;
+  emb.mask_token_2d = true;
+  emb.interp = c.s("model_type", "dinov2") == "dinov2_with_registers" ? PosInterp::BicubicAA : PosInterp::Bicubic;
+  trunk_ = std::make_unique<VisionTransformer>(ws, prefix, emb, ec, LayerKeys::dinov2(), "layernorm");
+  apply_layernorm_ = c.b("apply_layernorm", true);
+  reshape_ = c.b("reshape_hidden_states", true);
+  // Stage names are "stem", "stage1".."stageL"; out_features wins over out_indices; default: last stage.
+  const int64_t L = ec.layers;
+  auto stage_index = [&](const std::string& s) -> int64_t {
+    if (s == "stem") return 0;
+    if (s.rfind("stage", 0) == 0) {
+      try {
+        int64_t i = std::stoll(s.substr(5));
+        if (i >= 1 && i <= L && "stage" + std::to_string(i) == s) return i;
+      } catch (const std::exception&) {
+      }
+    }
+    throw Error(c.path + ": out_features entry \"" + s + "\" is not a stage of this model (stem, stage1..stage" +
+                std::to_string(L) + ")");
+  };
+  if (c.has("out_features") && c.j["out_features"].is_array() && !c.j["out_features"].empty()) {
+    for (const auto& f : c.j["out_features"]) {
+      if (!f.is_string()) throw Error(c.path + ": out_features must be strings");
+      out_features_.push_back(f.get<std::string>());
+      out_indices_.push_back(stage_index(out_features_.back()));
+    }
+  } else if (c.has("out_indices") && c.j["out_indices"].is_array() && !c.j["out_indices"].empty()) {
+    for (const auto& f : c.j["out_indices"]) {
+      if (!f.is_number_integer()) throw Error(c.path + ": out_indices must be integers");
+      int64_t i = f.get<int64_t>();
+      if (i < 0) i += L + 1;
+      if (i < 0 || i > L) throw Error(c.path + ": out_indices entry out of range");
+      out_indices_.push_back(i);
+      out_features_.push_back(i == 0 ? "stem" : "stage" + std::to_string(i));
+    }
+  } else {
+    out_indices_.push_back(L);
+    out_features_.push_back("stage" + std::to_string(L));
+  }
+}
+
+std::vector<Tensor> Dinov2::feature_maps(const TrunkOutput& t, const std::vector<Tensor>& hs) const {
+  std::vector<Tensor> maps;
+  const int64_t B = t.B, T = t.T, D = t.D, skip = 1 + registers_, h = t.grid_h, w = t.grid_w;
+  for (int64_t idx : out_indices_) {
+    const Tensor& src = hs.at(static_cast<size_t>(idx));
+    Tensor x = src;
+    if (apply_layernorm_) {
+      x = Tensor({B, T, D}, DType::F32);
+      trunk_->final_norm()(src.data<float>(), B * T, x.data<float>());
+    }
+    if (!reshape_) {
+      maps.push_back(x.clone());
+      continue;
+    }
+    Tensor m({B, D, h, w}, DType::F32);
+    const float* xs = x.data<float>();
+    float* md = m.data<float>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t n = 0; n < h * w; ++n)
+        for (int64_t d = 0; d < D; ++d) md[(b * D + d) * h * w + n] = xs[(b * T + skip + n) * D + d];
+    maps.push_back(m);
+  }
+  return maps;
+}
+
+namespace {
+
+class Dinov2Model final : public Model {
+ public:
+  Dinov2Model(const Config& c, const io::WeightStore& ws) {
+    const bool reg = c.s("model_type", "") == "dinov2_with_registers";
+    const std::string base = reg ? "dinov2_with_registers" : "dinov2";
+    arch_ = architecture_of(c);
+    const std::string cls = reg ? "Dinov2WithRegisters" : "Dinov2";
+    if (arch_.empty()) arch_ = cls + "Model";
+    std::string task, prefix;
+    if (arch_ == cls + "Model") {
+      task = "features";
+      prefix = base_prefix(ws, base);
+    } else if (arch_ == cls + "ForImageClassification") {
+      task = "classify";
+      prefix = base_prefix(ws, base);
+    } else if (arch_ == cls + "Backbone") {
+      task = "backbone";
+      prefix = "";
+    } else {
+      throw Error(c.path + ": unsupported architecture \"" + arch_ + "\" for model_type " + c.s("model_type", ""));
+    }
+    net_ = std::make_unique<Dinov2>(c, ws, prefix);
+    if (task == "classify") {
+      const int64_t D = net_->trunk().encoder().config().D;
+      head_ = Linear::load(ws, "classifier", ws.shape("classifier.weight").at(0), 2 * D);
+    }
+    info_ = common_info(c, ws, arch_, task);
+    if (task == "backbone") info_.out_features = net_->out_features();
+  }
+
+ protected:
+  ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
+    const bool backbone = info_.task == "backbone";
+    EncoderRun er;
+    er.keep_hidden = opt.output_hidden_states || backbone;
+    er.keep_attn = opt.output_attentions;
+    ForwardOptions o = opt;
+    o.interpolate_pos_encoding = true;  // DINOv2 always resizes its position embeddings
+    TrunkOutput t = net_->trunk().forward(pv, o, s.impl().ws, er, !backbone);
+    ModelOutput out;
+    if (backbone) out.feature_maps = net_->feature_maps(t, er.hidden_states);
+    if (opt.output_hidden_states) out.hidden_states = std::move(er.hidden_states);
+    out.attentions = std::move(er.attentions);
+    if (backbone) return out;
+    out.last_hidden_state = t.last_hidden_state;
+    const int64_t B = t.B, T = t.T, D = t.D;
+    const float* lhs = t.last_hidden_state.data<float>();
+    out.pooler_output = Tensor({B, D}, DType::F32);
+    for (int64_t b = 0; b < B; ++b)
+      std::copy(lhs + b * T * D, lhs + b * T * D + D, out.pooler_output.data<float>() + b * D);
+    if (head_.out) {
+      // classifier(concat(cls, mean(patch tokens))); registers are excluded from the mean (transformers >= 4.52).
+      const int64_t first = 1 + net_->num_register_tokens(), N = T - first;
+      std::vector<float> feat(static_cast<size_t>(B * 2 * D));
+      for (int64_t b = 0; b < B; ++b) {
+        std::copy(lhs + b * T * D, lhs + b * T * D + D, feat.data() + b * 2 * D);
+        for (int64_t d = 0; d < D; ++d) {
+          float acc = 0;
+          for (int64_t n = 0; n < N; ++n) acc += lhs[(b * T + first + n) * D + d];
+          feat[b * 2 * D + D + d] = acc / static_cast<float>(N);
+        }
+      }
+      out.logits = Tensor({B, head_.out}, DType::F32);
+      head_(feat.data(), B, out.logits.data<float>());
+    }
+    return out;
+  }
+
+ private:
+  std::string arch_;
+  std::unique_ptr<Dinov2> net_;
+  Linear head_;
+};
+
+}  // namespace
+
+std::shared_ptr<Model> make_dinov2(const Config& c, std::unique_ptr<io::WeightStore> ws) {
+  return std::make_shared<Dinov2Model>(c, *ws);
+}
+
+}  // namespace vtx::models

@@ -1,0 +1,147 @@
+#include "models/encoder.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/threadpool.hpp"
+#include "kernels/attention.hpp"
+
+namespace vtx::models {
+
+LayerKeys LayerKeys::vit() {
+  LayerKeys k;
+  k.norm1 = "layernorm_before";
+  k.norm2 = "layernorm_after";
+  k.q = "attention.attention.query";
+  k.k = "attention.attention.key";
+  k.v = "attention.attention.value";
+  k.o = "attention.output.dense";
+  k.fc1 = "intermediate.dense";
+  k.fc2 = "output.dense";
+  return k;
+}
+
+LayerKeys LayerKeys::dinov2() {
+  LayerKeys k;
+  k.norm1 = "norm1";
+  k.norm2 = "norm2";
+  k.q = "attention.attention.query";
+  k.k = "attention.attention.key";
+  k.v = "attention.attention.value";
+  k.o = "attention.output.dense";
+  k.fc1 = "mlp.fc1";
+  k.fc2 = "mlp.fc2";
+  k.swiglu_in = "mlp.weights_in";
+  k.swiglu_out = "mlp.weights_out";
+  k.ls1 = "layer_scale1.lambda1";
+  k.ls2 = "layer_scale2.lambda1";
+  return k;
+}
+
+static std::vector<float> vec(const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numel()); }
+
+Encoder::Encoder(const io::WeightStore& ws, const std::string& prefix, const EncoderConfig& cfg, const LayerKeys& keys)
+    : cfg_(cfg) {
+  const int64_t D = cfg.D;
+  if (cfg.heads <= 0 || D % cfg.heads != 0)
+    throw Error(ws.dir() + "/config.json: hidden_size " + std::to_string(D) + " is not a multiple of num_attention_heads " +
+                std::to_string(cfg.heads));
+  for (int64_t l = 0; l < cfg.layers; ++l) {
+    const std::string p = prefix + "." + std::to_string(l) + ".";
+    EncoderLayer L;
+    L.norm1 = LayerNorm::load(ws, p + keys.norm1, D, cfg.eps);
+    L.norm2 = LayerNorm::load(ws, p + keys.norm2, D, cfg.eps);
+    // Q, K, V are fused into one [3D, D] projection at load; the HF keys stay the source of truth.
+    std::vector<float> w(static_cast<size_t>(3 * D * D)), b(static_cast<size_t>(3 * D), 0.f);
+    const std::string* qkv[3] = {&keys.q, &keys.k, &keys.v};
+    bool any_bias = false;
+    for (int i = 0; i < 3; ++i) {
+      Tensor wi = ws.f32(p + *qkv[i] + ".weight", {D, D});
+      std::memcpy(w.data() + i * D * D, wi.data<float>(), static_cast<size_t>(D * D) * sizeof(float));
+      if (cfg.qkv_bias || ws.has(p + *qkv[i] + ".bias")) {
+        Tensor bi = ws.f32(p + *qkv[i] + ".bias", {D});
+        std::memcpy(b.data() + i * D, bi.data<float>(), static_cast<size_t>(D) * sizeof(float));
+        any_bias = true;
+      }
+    }
+    L.qkv.in = D;
+    L.qkv.out = 3 * D;
+    L.qkv.w = kernels::PackedWeight::pack(w.data(), 3 * D, D);
+    if (any_bias) L.qkv.bias = std::move(b);
+    L.o = Linear::load(ws, p + keys.o, D, D);
+    if (cfg.swiglu) {
+      L.fc1 = Linear::load(ws, p + keys.swiglu_in, 2 * cfg.mlp_hidden, D);
+      L.fc2 = Linear::load(ws, p + keys.swiglu_out, D, cfg.mlp_hidden);
+    } else {
+      L.fc1 = Linear::load(ws, p + keys.fc1, cfg.mlp_hidden, D);
+      L.fc2 = Linear::load(ws, p + keys.fc2, D, cfg.mlp_hidden);
+    }
+    if (cfg.layer_scale) {
+      L.ls1 = vec(ws.f32(p + keys.ls1, {D}));
+      L.ls2 = vec(ws.f32(p + keys.ls2, {D}));
+    }
+    layers_.push_back(std::move(L));
+  }
+}
+
+void Encoder::forward(float* x, int64_t B, int64_t T, Workspace& wsp, EncoderRun& run) const {
+  const int64_t D = cfg_.D, H = cfg_.heads, M = B * T, F = cfg_.mlp_hidden;
+  float* ln = wsp.get(0, static_cast<size_t>(M * D));
+  float* qkv = wsp.get(1, static_cast<size_t>(M * 3 * D));
+  float* ctx = wsp.get(2, static_cast<size_t>(M * D));
+  float* hid = wsp.get(3, static_cast<size_t>(M * (cfg_.swiglu ? 2 * F : F)));
+  float* gate = cfg_.swiglu ? wsp.get(4, static_cast<size_t>(M * F)) : nullptr;
+  if (run.keep_hidden) run.hidden_states.push_back(tensor_from(x, {B, T, D}));
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const EncoderLayer& L = layers_[l];
+    L.norm1(x, M, ln);
+    L.qkv(ln, M, qkv);
+    kernels::AttentionArgs a;
+    a.qkv = qkv;
+    a.B = B;
+    a.T = T;
+    a.H = H;
+    a.dh = D / H;
+    a.out = ctx;
+    Tensor probs;
+    if (run.keep_attn) {
+      probs = Tensor({B, H, T, T}, DType::F32);
+      a.probs = probs.data<float>();
+    }
+    if (!run.head_mask.empty()) a.head_mask = run.head_mask[l].data();
+    kernels::attention(a);
+    if (run.keep_attn) run.attentions.push_back(probs);
+    kernels::Epilogue e1;
+    e1.scale = L.ls1.empty() ? nullptr : L.ls1.data();
+    e1.residual = x;
+    e1.ldr = D;
+    L.o(ctx, M, x, e1);
+    L.norm2(x, M, ln);
+    kernels::Epilogue e2;
+    e2.scale = L.ls2.empty() ? nullptr : L.ls2.data();
+    e2.residual = x;
+    e2.ldr = D;
+    if (cfg_.swiglu) {
+      L.fc1(ln, M, hid);
+      global_pool().parallel_for(M, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* h = hid + r * 2 * F;
+          float* g = gate + r * F;
+          for (int64_t j = 0; j < F; ++j) {
+            const float x1 = h[j];
+            g[j] = x1 / (1.0f + std::exp(-x1)) * h[F + j];
+          }
+        }
+      });
+      L.fc2(gate, M, x, e2);
+    } else {
+      kernels::Epilogue ea;
+      ea.act = cfg_.act;
+      L.fc1(ln, M, hid, ea);
+      L.fc2(hid, M, x, e2);
+    }
+    if (run.keep_hidden) run.hidden_states.push_back(tensor_from(x, {B, T, D}));
+  }
+}
+
+}  // namespace vtx::models

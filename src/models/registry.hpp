@@ -1,0 +1,29 @@
+#pragma once
+// Architecture factories, chosen in Model::load from config.json (model_type, architectures).
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "io/weights.hpp"
+#include "models/common.hpp"
+#include "vtx/model.hpp"
+
+namespace vtx {
+struct Session::Impl {
+  models::Workspace ws;
+};
+}  // namespace vtx
+
+namespace vtx::models {
+
+// The part of ModelInfo every architecture fills the same way (type, class, sizes, labels, parameters, dtypes).
+ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::string& architecture, const std::string& task);
+std::string architecture_of(const Config& c);  // architectures[0], or "" when absent
+// "" or "<base>." depending on whether the checkpoint keys carry the base-model prefix (HF loads both ways).
+std::string base_prefix(const io::WeightStore& ws, const std::string& base, const std::string& probe = "embeddings.cls_token");
+
+std::shared_ptr<Model> make_vit(const Config& c, std::unique_ptr<io::WeightStore> ws);     // vit, deit
+std::shared_ptr<Model> make_dinov2(const Config& c, std::unique_ptr<io::WeightStore> ws);  // dinov2, dinov2_with_registers
+std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, std::unique_ptr<io::WeightStore> ws,
+                                        const std::string& dir);  // dpt, depth_anything
+
+}  // namespace vtx::models

@@ -1,0 +1,44 @@
+// vtx info MODEL_DIR
+#include <iostream>
+
+#include "cli.hpp"
+#include "vtx/model.hpp"
+
+namespace vtx::cli {
+
+static int cmd_info(const Args& args) {
+  ArgParser p(args, {}, {"--labels"});
+  if (p.positional().size() != 1) throw CliError("usage: vtx info MODEL_DIR [--labels]");
+  auto m = Model::load(p.positional()[0]);
+  const ModelInfo& i = m->info();
+  std::cout << "architecture: " << i.architecture << "\n"
+            << "model_type: " << i.model_type << "\n"
+            << "task: " << i.task << "\n"
+            << "parameters: " << i.num_parameters << "\n"
+            << "dtypes:";
+  for (const auto& [d, n] : i.dtype_counts) std::cout << " " << d << "=" << n;
+  std::cout << "\n"
+            << "hidden_size: " << i.hidden_size << "\n"
+            << "layers: " << i.num_layers << "\n"
+            << "heads: " << i.num_heads << "\n"
+            << "image_size: " << i.image_size << "\n"
+            << "patch_size: " << i.patch_size << "\n";
+  if (i.num_register_tokens) std::cout << "register_tokens: " << i.num_register_tokens << "\n";
+  if (!i.out_features.empty()) {
+    std::cout << "out_features:";
+    for (const auto& f : i.out_features) std::cout << " " << f;
+    std::cout << "\n";
+  }
+  std::cout << "quantization: " << (i.quantization.empty() ? "none" : i.quantization) << "\n";
+  if (!i.id2label.empty()) {
+    std::cout << "labels: " << i.id2label.size() << "\n";
+    const size_t show = p.has("--labels") ? i.id2label.size() : std::min<size_t>(i.id2label.size(), 10);
+    for (size_t k = 0; k < show; ++k) std::cout << "  " << k << ": " << i.id2label[k] << "\n";
+    if (show < i.id2label.size()) std::cout << "  ... (" << i.id2label.size() - show << " more; --labels lists all)\n";
+  }
+  return 0;
+}
+
+VTX_COMMAND("info", "MODEL_DIR: architecture, parameters, dtypes, sizes and labels", cmd_info);
+
+}  // namespace vtx::cli

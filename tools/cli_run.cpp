@@ -1,0 +1,34 @@
+// vtx run MODEL_DIR --pixel-values IN.safetensors[:KEY] --out OUT.safetensors [options]
+#include <iostream>
+
+#include "cli.hpp"
+#include "cli_common.hpp"
+#include "io/safetensors.hpp"
+#include "vtx/model.hpp"
+
+namespace vtx::cli {
+
+static int cmd_run(const Args& args) {
+  ArgParser p(args, {"--pixel-values", "--out", "--head-mask", "--bool-masked-pos", "--threads"},
+              {"--hidden-states", "--attentions", "--interpolate-pos-encoding"});
+  if (p.positional().size() != 1 || !p.has("--out") || !p.has("--pixel-values"))
+    throw CliError(
+        "usage: vtx run MODEL_DIR --pixel-values IN.safetensors[:KEY] --out OUT.safetensors [--hidden-states] "
+        "[--attentions] [--interpolate-pos-encoding] [--head-mask FILE:KEY] [--bool-masked-pos FILE:KEY] [--threads N]");
+  if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
+  auto model = Model::load(p.positional()[0]);
+  Tensor pv = read_tensor_arg(p.get("--pixel-values"), "pixel_values");
+  ForwardOptions opt;
+  opt.output_hidden_states = p.has("--hidden-states");
+  opt.output_attentions = p.has("--attentions");
+  opt.interpolate_pos_encoding = p.has("--interpolate-pos-encoding");
+  if (p.has("--head-mask")) opt.head_mask = read_tensor_arg(p.get("--head-mask"), "head_mask");
+  if (p.has("--bool-masked-pos")) opt.bool_masked_pos = read_tensor_arg(p.get("--bool-masked-pos"), "bool_masked_pos");
+  ModelOutput out = model->forward(pv, opt);
+  io::save_safetensors(p.get("--out"), out.named());
+  return 0;
+}
+
+VTX_COMMAND("run", "MODEL_DIR --pixel-values F[:KEY] --out OUT.safetensors: one forward pass, every output", cmd_run);
+
+}  // namespace vtx::cli
