@@ -1,0 +1,12 @@
+#!/bin/bash
+# Installs vtx's build and test dependencies on Debian 12 (apt-get; sudo when not root). Idempotent.
+set -euo pipefail
+PKGS="g++ cmake ninja-build pkg-config nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgtest-dev libgmock-dev libbenchmark-dev"
+missing=()
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "deps.sh: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
