@@ -1,0 +1,153 @@
+// GEMM benchmarks on the linear-layer shapes of ViT-B/16 and DINOv2-S/B (batch 1 and 8), fp32.
+// Counters: GFLOPS (2*M*N*K per call) and pct_peak (vs the FMA peak measured at startup for the same
+// number of threads). Compared against oneDNN dnnl_sgemm and OpenBLAS cblas_sgemm when available
+// (bench-only link, see bench/CMakeLists.txt). Thread counts: the `threads` argument (vtx pool;
+// OpenBLAS via openblas_set_num_threads; oneDNN via OMP_NUM_THREADS of the process, default all cores).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "core/threadpool.hpp"
+#include "kernels/gemm.hpp"
+
+#ifdef VTX_BENCH_HAVE_DNNL
+#include <dnnl.h>
+#endif
+#ifdef VTX_BENCH_HAVE_OPENBLAS
+#include <cblas.h>
+extern "C" void openblas_set_num_threads(int);
+#endif
+
+using namespace vtx::kernels;
+
+namespace {
+
+std::vector<float> rnd(size_t n, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+void set_counters(benchmark::State& st, double flops, int threads) {
+  const double gf = flops * static_cast<double>(st.iterations()) / 1e9;
+  st.counters["GFLOPS"] = benchmark::Counter(gf, benchmark::Counter::kIsRate);
+  st.counters["pct_peak"] = benchmark::Counter(gf * 100.0 / vtx::bench::peak_for(threads), benchmark::Counter::kIsRate);
+}
+
+void ensure_threads(int t) {
+  if (vtx::num_threads() != t) vtx::set_num_threads(t);
+}
+
+// args: M, N, K, threads, epilogue (0 none, 1 bias+GELU, 2 bias+layerscale+residual in place)
+void BM_vtx(benchmark::State& st) {
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const int threads = static_cast<int>(st.range(3));
+  ensure_threads(threads);
+  auto A = rnd(M * K, 1), W = rnd(N * K, 2), b = rnd(N, 3), s = rnd(N, 4);
+  std::vector<float> C(M * N, 0.f);
+  PackedWeight pw = PackedWeight::pack(W.data(), N, K);
+  Epilogue ep;
+  if (st.range(4) == 1) {
+    ep.bias = b.data();
+    ep.act = Act::Gelu;
+  } else if (st.range(4) == 2) {
+    ep.bias = b.data();
+    ep.scale = s.data();
+    ep.residual = C.data();
+    ep.ldr = N;
+  }
+  for (auto _ : st) {
+    linear(A.data(), M, K, pw, C.data(), N, ep);
+    benchmark::ClobberMemory();
+  }
+  set_counters(st, 2.0 * M * N * K, threads);
+}
+
+#ifdef VTX_BENCH_HAVE_DNNL
+void BM_onednn(benchmark::State& st) {
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  auto A = rnd(M * K, 1), W = rnd(N * K, 2);
+  std::vector<float> C(M * N, 0.f);
+  for (auto _ : st) {
+    dnnl_sgemm('N', 'T', M, N, K, 1.f, A.data(), K, W.data(), K, 0.f, C.data(), N);
+    benchmark::ClobberMemory();
+  }
+  set_counters(st, 2.0 * M * N * K, static_cast<int>(st.range(3)));
+}
+#endif
+
+#ifdef VTX_BENCH_HAVE_OPENBLAS
+void BM_openblas(benchmark::State& st) {
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  openblas_set_num_threads(static_cast<int>(st.range(3)));
+  auto A = rnd(M * K, 1), W = rnd(N * K, 2);
+  std::vector<float> C(M * N, 0.f);
+  for (auto _ : st) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, A.data(), K, W.data(), K, 0.f, C.data(), N);
+    benchmark::ClobberMemory();
+  }
+  set_counters(st, 2.0 * M * N * K, static_cast<int>(st.range(3)));
+}
+#endif
+
+void BM_fma_peak(benchmark::State& st) {
+  const bool all = st.range(0) != 0;
+  double g = 0;
+  for (auto _ : st) g = vtx::bench::measure_peak(all);
+  st.counters["GFLOPS"] = g;
+  st.counters["threads"] = all ? vtx::global_pool().size() : 1;
+}
+BENCHMARK(BM_fma_peak)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+const int64_t kShapes[][3] = {
+    // ViT-B/16 batch 1 (M = 197): qkv, proj, fc1, fc2
+    {197, 2304, 768}, {197, 768, 768}, {197, 3072, 768}, {197, 768, 3072},
+    // DINOv2-S/14 batch 1 (M = 257): qkv, proj, fc1, fc2
+    {257, 1152, 384}, {257, 384, 384}, {257, 1536, 384}, {257, 384, 1536},
+    // DINOv2-B batch 1 (M = 257)
+    {257, 2304, 768}, {257, 3072, 768}, {257, 768, 3072},
+    // ViT-B/16 batch 8 (M = 1576)
+    {1576, 2304, 768}, {1576, 3072, 768}, {1576, 768, 3072},
+    // DINOv2-S batch 8 (M = 2056)
+    {2056, 1152, 384}, {2056, 384, 384}, {2056, 1536, 384}, {2056, 384, 1536},
+    // patch embeddings as GEMM: ViT-B/16 (K = 3*16*16), DINOv2-S 518px (1369 patches, K = 3*14*14)
+    {196, 768, 768}, {1369, 384, 588},
+    // classifier head (N = 1000, M = 1)
+    {1, 1000, 768},
+};
+
+void shapes(benchmark::internal::Benchmark* b, bool with_ep) {
+  for (int t : {1, 2})
+    for (auto& s : kShapes) {
+      b->Args({s[0], s[1], s[2], t, 0});
+      if (with_ep && t == 2 && s[1] > s[2] && s[0] > 1) b->Args({s[0], s[1], s[2], t, 1});  // fc1-like: bias+GELU
+      if (with_ep && t == 2 && s[1] < s[2]) b->Args({s[0], s[1], s[2], t, 2});  // fc2-like: bias+ls+residual
+    }
+  b->ArgNames({"M", "N", "K", "thr", "ep"})->Unit(benchmark::kMicrosecond)->MinTime(0.3)->UseRealTime();
+}
+
+BENCHMARK(BM_vtx)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, true); });
+#ifdef VTX_BENCH_HAVE_DNNL
+// oneDNN uses its own OpenMP threads (OMP_NUM_THREADS); only the 2-thread rows are comparable by default.
+BENCHMARK(BM_onednn)->Apply([](benchmark::internal::Benchmark* b) {
+  for (auto& s : kShapes) b->Args({s[0], s[1], s[2], 2, 0});
+  b->ArgNames({"M", "N", "K", "thr", "ep"})->Unit(benchmark::kMicrosecond)->MinTime(0.3)->UseRealTime();
+});
+#endif
+#ifdef VTX_BENCH_HAVE_OPENBLAS
+BENCHMARK(BM_openblas)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, false); });
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vtx::bench::peak();  // measure before anything else, print to stderr
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
