@@ -1,15 +1,24 @@
+// Attention entry points: run-time dispatch to the fused AVX2 kernel (attention_avx2.cpp), a portable
+// row-at-a-time fallback, and the scalar reference.
 #include "kernels/attention.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 
 namespace vtx::kernels {
 
-// One (batch, head, query-row) at a time: scores -> softmax -> weighted sum of V.
-static void attend_rows(const AttentionArgs& a, int64_t b, int64_t h, int64_t i0, int64_t i1, float* s) {
+namespace avx2 {  // attention_avx2.cpp
+void attention(const AttentionArgs& a);
+}
+
+namespace {
+
+// Portable path: one (batch, head, query row) at a time: scores -> softmax -> weighted sum of V.
+void attend_rows(const AttentionArgs& a, int64_t b, int64_t h, int64_t i0, int64_t i1, float* s) {
   const int64_t D = a.H * a.dh, ld = 3 * D, T = a.T, dh = a.dh;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
   const float* base = a.qkv + b * T * ld;
@@ -42,25 +51,54 @@ static void attend_rows(const AttentionArgs& a, int64_t b, int64_t h, int64_t i0
   }
 }
 
-void attention(const AttentionArgs& a) {
-  const int64_t jobs = a.B * a.H;
-  const int64_t rows = a.T;
-  // Partition (batch, head, row-block) work items evenly.
-  const int64_t RB = 32;
-  const int64_t nrb = (rows + RB - 1) / RB;
-  global_pool().parallel_for(jobs * nrb, [&](int64_t w0, int64_t w1) {
+void attention_portable(const AttentionArgs& a) {
+  const int64_t RB = 32, nrb = (a.T + RB - 1) / RB;
+  global_pool().parallel_for(a.B * a.H * nrb, [&](int64_t w0, int64_t w1) {
     std::vector<float> s(static_cast<size_t>(a.T));
     for (int64_t w = w0; w < w1; ++w) {
-      int64_t bh = w / nrb, rb = w % nrb;
-      attend_rows(a, bh / a.H, bh % a.H, rb * RB, std::min(rows, (rb + 1) * RB), s.data());
+      const int64_t bh = w / nrb, rb = w % nrb;
+      attend_rows(a, bh / a.H, bh % a.H, rb * RB, std::min(a.T, (rb + 1) * RB), s.data());
     }
   });
 }
 
+}  // namespace
+
+void attention(const AttentionArgs& a) {
+  if (a.B <= 0 || a.T <= 0 || a.H <= 0 || a.dh <= 0) return;
+  if (cpu_has_avx2_fma()) return avx2::attention(a);
+  attention_portable(a);
+}
+
+// Scalar reference, double precision internally: the plain textbook formula, shares nothing with the above.
 void attention_ref(const AttentionArgs& a) {
-  std::vector<float> s(static_cast<size_t>(a.T));
-  for (int64_t b = 0; b < a.B; ++b)
-    for (int64_t h = 0; h < a.H; ++h) attend_rows(a, b, h, 0, a.T, s.data());
+  const int64_t B = a.B, T = a.T, H = a.H, dh = a.dh, D = H * dh;
+  std::vector<double> p(static_cast<size_t>(T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        const float* q = a.qkv + (b * T + i) * 3 * D + h * dh;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < T; ++j) {
+          const float* k = a.qkv + (b * T + j) * 3 * D + D + h * dh;
+          double s = 0;
+          for (int64_t d = 0; d < dh; ++d) s += static_cast<double>(q[d]) * k[d];
+          p[j] = s / std::sqrt(static_cast<double>(dh));
+          mx = std::max(mx, p[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < T; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        const double hm = a.head_mask ? a.head_mask[h] : 1.0;
+        for (int64_t j = 0; j < T; ++j) {
+          p[j] = p[j] / sum * hm;
+          if (a.probs) a.probs[((b * H + h) * T + i) * T + j] = static_cast<float>(p[j]);
+        }
+        for (int64_t d = 0; d < dh; ++d) {
+          double o = 0;
+          for (int64_t j = 0; j < T; ++j) o += p[j] * a.qkv[(b * T + j) * 3 * D + 2 * D + h * dh + d];
+          a.out[(b * T + i) * D + h * dh + d] = static_cast<float>(o);
+        }
+      }
 }
 
 }  // namespace vtx::kernels
