@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 
 namespace vtx::bench {
@@ -45,9 +46,27 @@ __attribute__((target("avx2,fma"), noinline)) inline float fma_loop(int64_t iter
 
 constexpr double kFlopsPerIter = 12 * 8 * 2;
 
+// Same with 512-bit FMAs (24 chains); only called when the CPU has AVX-512F.
+__attribute__((target("avx512f"), noinline)) inline float fma_loop512(int64_t iters) {
+  __m512 a[24];
+  for (int i = 0; i < 24; ++i) a[i] = _mm512_set1_ps(0.01f * (i + 1));
+  __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  asm volatile("" : "+v"(m), "+v"(c));
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 24
+    for (int j = 0; j < 24; ++j) a[j] = _mm512_fmadd_ps(a[j], m, c);
+  }
+  __m512 s = a[0];
+  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s);
+}
+constexpr double kFlopsPerIter512 = 24 * 16 * 2;
+
 // Best of several runs of ~20 ms each (GFLOP/s).
-inline double measure_peak(bool all_threads) {
-  const int64_t iters = 1'000'000;
+inline double measure_peak(bool all_threads, bool zmm = false) {
+  const int64_t iters = zmm ? 500'000 : 1'000'000;
+  const double fpi = zmm ? kFlopsPerIter512 : kFlopsPerIter;
+  auto loop = [&] { return zmm ? fma_loop512(iters) : fma_loop(iters); };
   double best = 0;
   volatile float sink = 0;
   for (int rep = 0; rep < 15; ++rep) {
@@ -55,29 +74,36 @@ inline double measure_peak(bool all_threads) {
     int nt = 1;
     if (all_threads) {
       nt = vtx::global_pool().size();
-      vtx::global_pool().run_on_all([&](int, int) { sink = sink + fma_loop(iters); });
+      vtx::global_pool().run_on_all([&](int, int) { sink = sink + loop(); });
     } else {
-      sink = sink + fma_loop(iters);
+      sink = sink + loop();
     }
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, kFlopsPerIter * iters * nt / s / 1e9);
+    best = std::max(best, fpi * iters * nt / s / 1e9);
   }
   return best;
 }
 
+// Peaks of the widest FMA the GEMM uses (AVX-512 when vtx::cpu_has_avx512(), else AVX2), and the AVX2 peak.
 struct Peak {
   double one = 0, all = 0;
+  double one256 = 0, all256 = 0;
+  bool zmm = false;
   int threads = 1;
 };
 inline const Peak& peak() {
   static Peak p = [] {
     Peak r;
     measure_peak(true);  // warm-up: wake the pool threads, let clocks settle
-    r.one = measure_peak(false);
-    r.all = measure_peak(true);
+    r.one256 = measure_peak(false);
+    r.all256 = measure_peak(true);
+    r.zmm = vtx::cpu_has_avx512();
+    r.one = r.zmm ? measure_peak(false, true) : r.one256;
+    r.all = r.zmm ? measure_peak(true, true) : r.all256;
     r.threads = vtx::global_pool().size();
-    std::fprintf(stderr, "# measured FMA peak: %.1f GFLOP/s single thread, %.1f GFLOP/s on %d threads\n", r.one,
-                 r.all, r.threads);
+    std::fprintf(stderr,
+                 "# measured FMA peak (GFLOP/s): AVX2 %.1f (1 thread) %.1f (%d threads); AVX-512 %s %.1f / %.1f\n",
+                 r.one256, r.all256, r.threads, r.zmm ? "" : "(unused)", r.zmm ? r.one : 0.0, r.zmm ? r.all : 0.0);
     return r;
   }();
   return p;

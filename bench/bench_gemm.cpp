@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bench_common.hpp"
+#include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 #include "kernels/gemm.hpp"
 
@@ -94,14 +95,16 @@ void BM_openblas(benchmark::State& st) {
 }
 #endif
 
+// args: all threads?, 512-bit?
 void BM_fma_peak(benchmark::State& st) {
-  const bool all = st.range(0) != 0;
+  const bool all = st.range(0) != 0, zmm = st.range(1) != 0;
+  if (zmm && !vtx::cpu_has_avx512()) return st.SkipWithError("no AVX-512");
   double g = 0;
-  for (auto _ : st) g = vtx::bench::measure_peak(all);
+  for (auto _ : st) g = vtx::bench::measure_peak(all, zmm);
   st.counters["GFLOPS"] = g;
   st.counters["threads"] = all ? vtx::global_pool().size() : 1;
 }
-BENCHMARK(BM_fma_peak)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_fma_peak)->Args({0, 0})->Args({1, 0})->Args({0, 1})->Args({1, 1})->Iterations(1)->Unit(benchmark::kMillisecond);
 
 const int64_t kShapes[][3] = {
     // ViT-B/16 batch 1 (M = 197): qkv, proj, fc1, fc2

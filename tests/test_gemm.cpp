@@ -23,8 +23,9 @@ std::vector<float> rnd(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f)
 }
 
 std::vector<int> layouts() {
-  std::vector<int> l{PackedWeight::kLayoutPortable};
-  if (vtx::cpu_has_avx2_fma()) l.push_back(PackedWeight::kLayoutAvx2);
+  std::vector<int> l;
+  for (int x : {PackedWeight::kLayoutPortable, PackedWeight::kLayoutAvx2, PackedWeight::kLayoutAvx512})
+    if (PackedWeight::layout_supported(x)) l.push_back(x);
   return l;
 }
 
@@ -148,7 +149,7 @@ TEST(Gemm, ZeroK) {
 TEST(Gemm, DefaultPackUsesFastestLayout) {
   std::vector<float> w(20, 1.f);
   PackedWeight pw = PackedWeight::pack(w.data(), 4, 5);
-  EXPECT_EQ(pw.layout(), vtx::cpu_has_avx2_fma() ? 1 : 0);
+  EXPECT_EQ(pw.layout(), vtx::cpu_has_avx512() ? 2 : vtx::cpu_has_avx2_fma() ? 1 : 0);
 }
 
 // Vectorized activations (apply_act: erf GELU, tanh GELU, QuickGELU via exp) vs double-precision formulas.

@@ -14,6 +14,9 @@ const CpuFeatures& cpu_features() {
     c.fma = __builtin_cpu_supports("fma");
     c.f16c = __builtin_cpu_supports("f16c");
     c.avx512f = __builtin_cpu_supports("avx512f");
+    c.avx512vl = __builtin_cpu_supports("avx512vl");
+    c.avx512bw = __builtin_cpu_supports("avx512bw");
+    c.avx512dq = __builtin_cpu_supports("avx512dq");
 #endif
     return c;
   }();
@@ -25,6 +28,16 @@ bool cpu_has_avx2_fma() {
     const char* e = std::getenv("VTX_DISABLE_AVX2");
     if (e && *e && std::strcmp(e, "0") != 0) return false;
     return cpu_features().avx2 && cpu_features().fma;
+  }();
+  return ok;
+}
+
+bool cpu_has_avx512() {
+  static const bool ok = [] {
+    const char* e = std::getenv("VTX_DISABLE_AVX512");
+    if (e && *e && std::strcmp(e, "0") != 0) return false;
+    const CpuFeatures& f = cpu_features();
+    return cpu_has_avx2_fma() && f.avx512f && f.avx512vl && f.avx512bw && f.avx512dq;
   }();
   return ok;
 }

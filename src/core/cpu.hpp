@@ -8,9 +8,13 @@ struct CpuFeatures {
   bool fma = false;
   bool f16c = false;
   bool avx512f = false;
+  bool avx512vl = false, avx512bw = false, avx512dq = false;
 };
 
 const CpuFeatures& cpu_features();  // what the CPU supports (detected once)
 bool cpu_has_avx2_fma();            // avx2 && fma && !VTX_DISABLE_AVX2
+// AVX-512 F/VL/BW/DQ (+ AVX2/FMA) and not disabled by VTX_DISABLE_AVX512=1 (or VTX_DISABLE_AVX2=1).
+// Kernels using it are compiled with function-level target attributes (gemm_avx512.cpp).
+bool cpu_has_avx512();
 
 }  // namespace vtx

@@ -17,6 +17,10 @@ void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int6
                    int64_t ldc, const Epilogue& ep);
 void apply_act(float* y, int64_t n, Act act);
 }  // namespace avx2
+namespace avx512 {  // gemm_avx512.cpp
+void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C,
+                   int64_t ldc, const Epilogue& ep);
+}  // namespace avx512
 
 float act_ref(float x, Act act) {
   switch (act) {
@@ -47,8 +51,17 @@ struct PackAccess {
   }
 };
 
+bool PackedWeight::layout_supported(int layout) {
+  switch (layout) {
+    case kLayoutPortable: return true;
+    case kLayoutAvx2: return cpu_has_avx2_fma();
+    case kLayoutAvx512: return cpu_has_avx512();
+  }
+  return false;
+}
+
 PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K) {
-  return pack(w, N, K, cpu_has_avx2_fma() ? kLayoutAvx2 : kLayoutPortable);
+  return pack(w, N, K, cpu_has_avx512() ? kLayoutAvx512 : cpu_has_avx2_fma() ? kLayoutAvx2 : kLayoutPortable);
 }
 
 PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K, int layout) {
@@ -59,9 +72,10 @@ PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K, int layout
     for (int64_t n = 0; n < N; ++n)
       for (int64_t k = 0; k < K; ++k) t[k * N + n] = w[n * K + k];
     PackAccess::set(p, N, K, layout, std::move(t));
-  } else if (layout == kLayoutAvx2) {
-    if (!cpu_has_avx2_fma()) throw std::runtime_error("PackedWeight::pack: layout 1 needs AVX2+FMA");
-    constexpr int64_t NR = 16;
+  } else if (layout == kLayoutAvx2 || layout == kLayoutAvx512) {
+    if (!layout_supported(layout))
+      throw std::runtime_error("PackedWeight::pack: layout " + std::to_string(layout) + " not supported by this CPU");
+    const int64_t NR = layout == kLayoutAvx2 ? 16 : 32;
     const int64_t np = (N + NR - 1) / NR;
     AlignedFloats t(static_cast<size_t>(np * K * NR), 0.f);
     for (int64_t pn = 0; pn < np; ++pn)
@@ -93,6 +107,8 @@ void linear(const float* A, int64_t M, int64_t lda, const PackedWeight& W, float
             const Epilogue& ep) {
   const int64_t N = W.N(), K = W.K();
   if (W.layout() == PackedWeight::kLayoutAvx2) return avx2::linear_panels(A, M, lda, W.data(), N, K, C, ldc, ep);
+  if (W.layout() == PackedWeight::kLayoutAvx512)
+    return avx512::linear_panels(A, M, lda, W.data(), N, K, C, ldc, ep);
   const float* B = W.data();  // [K, N]
   global_pool().parallel_for(M, [&](int64_t m0, int64_t m1) {
     constexpr int64_t NB = 256;

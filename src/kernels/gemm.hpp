@@ -41,9 +41,11 @@ class PackedWeight {
  public:
   PackedWeight() = default;
   static PackedWeight pack(const float* w, int64_t N, int64_t K);  // w row-major [N, K], best layout for this CPU
-  // Layouts: 0 = portable ([K, N], any CPU); 1 = AVX2/FMA panels of 16 output columns ([N/16][K][16], zero padded).
-  // pack with an explicit layout is for tests/benchmarks; layout 1 throws on CPUs without AVX2+FMA.
-  static constexpr int kLayoutPortable = 0, kLayoutAvx2 = 1;
+  // Layouts: 0 = portable ([K, N], any CPU); 1 = AVX2/FMA panels of 16 output columns ([N/16][K][16], zero
+  // padded); 2 = AVX-512 panels of 32 columns ([N/32][K][32]). pack() picks 2, else 1, else 0.
+  // pack with an explicit layout is for tests/benchmarks; it throws if the CPU lacks the instructions.
+  static constexpr int kLayoutPortable = 0, kLayoutAvx2 = 1, kLayoutAvx512 = 2;
+  static bool layout_supported(int layout);
   static PackedWeight pack(const float* w, int64_t N, int64_t K, int layout);
   int64_t N() const { return n_; }
   int64_t K() const { return k_; }
