@@ -21,7 +21,8 @@ struct ConvGeom {
 };
 
 // Applied per output element in this order: y = acc + bias[co]; y = act(y); y += residual[...]; y += residual2[...].
-// Residuals have the output's shape [N, Cout, OH, OW] and must not alias the input (they may alias each other).
+// Residuals have the output's shape [N, Cout, OH, OW] and must alias neither the input nor the output (they may
+// alias each other).
 struct ConvEpilogue {
   Act act = Act::None;
   const float* residual = nullptr;

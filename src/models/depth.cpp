@@ -1,0 +1,197 @@
+// DepthAnythingForDepthEstimation and DPTForDepthEstimation (Dinov2 backbone or DPT's own ViT) + post-processing.
+#include "models/depth.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "kernels/interp.hpp"
+#include "models/dinov2.hpp"
+#include "models/registry.hpp"
+#include "models/vision_transformer.hpp"
+
+namespace vtx::models {
+
+Tensor post_process_depth(const Tensor& predicted_depth, int64_t index, int64_t height, int64_t width) {
+  if (predicted_depth.ndim() != 3 || predicted_depth.dtype() != DType::F32)
+    throw Error("post_process_depth: predicted_depth must be F32 [B, H, W], got " + predicted_depth.shape_str());
+  if (index < 0 || index >= predicted_depth.dim(0))
+    throw Error("post_process_depth: image index " + std::to_string(index) + " out of range for batch " +
+                std::to_string(predicted_depth.dim(0)));
+  if (height <= 0 || width <= 0)
+    throw Error("post_process_depth: invalid target size " + std::to_string(height) + "x" + std::to_string(width));
+  const int64_t H = predicted_depth.dim(1), W = predicted_depth.dim(2);
+  if (H <= 0 || W <= 0) throw Error("post_process_depth: empty depth map");
+  Tensor out({height, width}, DType::F32);
+  kernels::Resize r;
+  r.C = 1;
+  r.H = H;
+  r.W = W;
+  r.OH = height;
+  r.OW = width;
+  kernels::bicubic(predicted_depth.data<float>() + index * H * W, out.data<float>(), r);
+  return out;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// A Dinov2Config as transformers completes it (defaults for the keys a hub backbone_config may omit).
+nlohmann::json dinov2_backbone_config(const nlohmann::json& given) {
+  nlohmann::json j = {{"model_type", "dinov2"}, {"hidden_size", 768},     {"num_hidden_layers", 12},
+                      {"num_attention_heads", 12}, {"mlp_ratio", 4},     {"hidden_act", "gelu"},
+                      {"layer_norm_eps", 1e-6},    {"image_size", 224},   {"patch_size", 14},
+                      {"num_channels", 3},         {"qkv_bias", true},    {"use_swiglu_ffn", false},
+                      {"apply_layernorm", true},   {"reshape_hidden_states", true}};
+  for (auto it = given.begin(); it != given.end(); ++it)
+    if (!it.value().is_null()) j[it.key()] = it.value();
+  return j;
+}
+
+class DepthModel final : public Model {
+ public:
+  DepthModel(const nlohmann::json& j, const io::WeightStore& ws, const std::string& dir) {
+    const std::string cpath = dir + "/config.json";
+    Config c{j, cpath};
+    const std::string type = c.s("model_type", "");
+    neck_cfg_ = DepthNeckConfig::from_json(j, cpath);
+    const bool has_bc = j.contains("backbone_config") && j["backbone_config"].is_object();
+    if (type == "depth_anything" && !has_bc) throw Error(cpath + ": depth_anything needs a backbone_config");
+    if (type == "depth_anything" && c.b("use_timm_backbone", false))
+      throw Error(cpath + ": timm backbones are not supported");
+    if (has_bc) {
+      Config bc{dinov2_backbone_config(j["backbone_config"]), cpath + " (backbone_config)"};
+      const std::string bt = bc.s("model_type", "");
+      if (bt != "dinov2")
+        throw Error(cpath + ": backbone_config.model_type \"" + bt + "\" is not supported (only dinov2)");
+      if (bc.b("reshape_hidden_states", true))
+        throw Error(cpath + ": backbone_config.reshape_hidden_states must be false for a DPT / Depth Anything neck");
+      dino_ = std::make_unique<Dinov2>(bc, ws, "backbone.");
+      patch_ = bc.i("patch_size");
+      if (type == "depth_anything" && c.i("patch_size", 14) != patch_)
+        throw Error(cpath + ": patch_size differs from backbone_config.patch_size");
+      if (static_cast<int64_t>(dino_->out_indices().size()) != neck_cfg_.num_stages())
+        throw Error(cpath + ": the backbone has " + std::to_string(dino_->out_indices().size()) +
+                    " out_features but the neck " + std::to_string(neck_cfg_.num_stages()) + " stages");
+      if (bc.i("hidden_size") != neck_cfg_.backbone_hidden)
+        throw Error(cpath + ": reassemble_hidden_size differs from backbone_config.hidden_size");
+      bcfg_ = bc;
+    } else {
+      // DPTModel: ViT embeddings with bilinear position resize, ViT encoder, final LayerNorm.
+      EncoderConfig ec = encoder_config(c, false);
+      EmbeddingConfig emb;
+      emb.D = ec.D;
+      emb.C = c.i("num_channels", 3);
+      emb.patch = patch_ = c.i("patch_size", 16);
+      emb.image_size = c.i("image_size", 384);
+      emb.interp = PosInterp::Bilinear;
+      emb.always_interpolate = true;
+      vit_ = std::make_unique<VisionTransformer>(ws, "dpt.", emb, ec, LayerKeys::vit(), "layernorm");
+      std::vector<int64_t> idx = {2, 5, 8, 11};
+      if (j.contains("backbone_out_indices") && !j["backbone_out_indices"].is_null()) {
+        if (!j["backbone_out_indices"].is_array()) throw Error(cpath + ": backbone_out_indices must be a list");
+        idx.clear();
+        for (const auto& v : j["backbone_out_indices"]) {
+          if (!v.is_number_integer()) throw Error(cpath + ": backbone_out_indices must be integers");
+          idx.push_back(v.get<int64_t>());
+        }
+      }
+      for (int64_t i : idx)
+        if (i < 0 || i >= ec.layers) throw Error(cpath + ": backbone_out_indices entry out of range");
+      // HF keeps hidden_states[1:][i] for i in backbone_out_indices, in layer order.
+      for (int64_t l = 0; l < ec.layers; ++l)
+        if (std::find(idx.begin(), idx.end(), l) != idx.end()) out_layers_.push_back(l + 1);
+      if (static_cast<int64_t>(out_layers_.size()) != neck_cfg_.num_stages())
+        throw Error(cpath + ": backbone_out_indices select " + std::to_string(out_layers_.size()) +
+                    " layers but the neck has " + std::to_string(neck_cfg_.num_stages()) + " stages");
+      if (ec.D != neck_cfg_.backbone_hidden) throw Error(cpath + ": hidden_size mismatch");
+      bcfg_ = c;
+    }
+    neck_ = DepthNeckHead(neck_cfg_, ws);
+    std::string arch = architecture_of(c);
+    if (arch.empty()) arch = type == "dpt" ? "DPTForDepthEstimation" : "DepthAnythingForDepthEstimation";
+    if (arch != "DPTForDepthEstimation" && arch != "DepthAnythingForDepthEstimation")
+      throw Error(cpath + ": unsupported architecture \"" + arch + "\" for model_type " + type);
+    info_ = common_info(c, ws, arch, "depth");
+    info_.hidden_size = bcfg_.i("hidden_size", 0);
+    info_.num_layers = bcfg_.i("num_hidden_layers", 0);
+    info_.num_heads = bcfg_.i("num_attention_heads", 0);
+    info_.image_size = bcfg_.i("image_size", 0);
+    info_.patch_size = patch_;
+    info_.num_channels = bcfg_.i("num_channels", 3);
+    if (dino_) info_.out_features = dino_->out_features();
+  }
+
+  ModelOutput run_timed(Workspace& wsp, const Tensor& pv, const ForwardOptions& opt, DepthTiming* timing) const {
+    auto t0 = Clock::now();
+    EncoderRun er;
+    er.keep_hidden = true;
+    er.keep_attn = opt.output_attentions;
+    ForwardOptions o = opt;
+    o.interpolate_pos_encoding = true;  // DINOv2 and DPT-ViT always resize their position embeddings
+    ModelOutput out;
+    int64_t ph = 0, pw = 0;
+    if (dino_) {
+      TrunkOutput t = dino_->trunk().forward(pv, o, wsp, er, false);
+      out.feature_maps = dino_->feature_maps(t, er.hidden_states);
+      ph = t.grid_h;
+      pw = t.grid_w;
+    } else {
+      TrunkOutput t = vit_->forward(pv, o, wsp, er, true);
+      if (t.grid_h != t.grid_w)
+        throw Error("pixel_values: DPT-ViT infers its patch grid as sqrt(N) and needs a square grid, got " +
+                    std::to_string(t.grid_h) + "x" + std::to_string(t.grid_w) + " patches");
+      for (int64_t l : out_layers_) out.feature_maps.push_back(er.hidden_states.at(static_cast<size_t>(l)));
+      out.last_hidden_state = t.last_hidden_state;
+      ph = pw = t.grid_h;
+    }
+    if (opt.output_hidden_states) out.hidden_states = std::move(er.hidden_states);
+    out.attentions = std::move(er.attentions);
+    if (timing) timing->backbone_ms = ms_since(t0);
+
+    t0 = Clock::now();
+    std::vector<Tensor> re = neck_.reassemble(out.feature_maps, ph, pw);
+    std::vector<Tensor> fu = neck_.fuse(re);
+    if (timing) timing->neck_ms = ms_since(t0);
+    t0 = Clock::now();
+    out.predicted_depth = neck_.head(fu, ph, pw);
+    if (timing) timing->head_ms = ms_since(t0);
+    for (size_t i = 0; i < re.size(); ++i) out.extra["neck.reassemble." + std::to_string(i)] = re[i];
+    for (size_t i = 0; i < fu.size(); ++i) out.extra["neck.fusion." + std::to_string(i)] = fu[i];
+    return out;
+  }
+
+ protected:
+  ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
+    return run_timed(s.impl().ws, pv, opt, nullptr);
+  }
+
+ private:
+  DepthNeckConfig neck_cfg_;
+  Config bcfg_;
+  std::unique_ptr<Dinov2> dino_;
+  std::unique_ptr<VisionTransformer> vit_;
+  std::vector<int64_t> out_layers_;  // DPT-ViT: indices into hidden_states (1 = after layer 0)
+  int64_t patch_ = 0;
+  DepthNeckHead neck_;
+};
+
+}  // namespace
+
+ModelOutput depth_forward_timed(Session& session, const Tensor& pixel_values, DepthTiming& timing,
+                                const ForwardOptions& opt) {
+  const auto* m = dynamic_cast<const DepthModel*>(&session.model());
+  if (!m) throw Error("depth_forward_timed: not a depth model (" + session.model().info().model_type + ")");
+  return m->run_timed(session.impl().ws, pixel_values, opt, &timing);
+}
+
+std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, std::unique_ptr<io::WeightStore> ws,
+                                        const std::string& dir) {
+  return std::make_shared<DepthModel>(config, *ws, dir);
+}
+
+}  // namespace vtx::models

@@ -1,0 +1,385 @@
+#include "models/dpt_neck.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/interp.hpp"
+#include "vtx/error.hpp"
+
+namespace vtx::models {
+
+using kernels::Act;
+using kernels::Conv2d;
+using kernels::ConvGeom;
+
+namespace {
+
+template <class T>
+T jget(const nlohmann::json& j, const char* key, T def) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  return it->get<T>();
+}
+
+Act parse_act(const std::string& s, const std::string& where) {
+  if (s == "gelu") return Act::Gelu;
+  if (s == "gelu_new" || s == "gelu_pytorch_tanh" || s == "gelu_fast") return Act::GeluTanh;
+  if (s == "relu") return Act::Relu;
+  if (s == "quick_gelu") return Act::QuickGelu;
+  throw Error(where + ": unsupported hidden_act '" + s + "'");
+}
+
+std::string key_i(const std::string& a, int64_t i, const std::string& b) { return a + std::to_string(i) + b; }
+
+// [n, c] row-major -> [c, n]
+void transpose_to(const float* src, int64_t n, int64_t c, float* dst) {
+  constexpr int64_t T = 32;
+  for (int64_t n0 = 0; n0 < n; n0 += T)
+    for (int64_t c0 = 0; c0 < c; c0 += T) {
+      const int64_t n1 = std::min(n, n0 + T), c1 = std::min(c, c0 + T);
+      for (int64_t i = n0; i < n1; ++i)
+        for (int64_t k = c0; k < c1; ++k) dst[k * n + i] = src[i * c + k];
+    }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// config
+
+DepthNeckConfig DepthNeckConfig::from_json(const nlohmann::json& j, const std::string& where) {
+  DepthNeckConfig c;
+  try {
+    const std::string mt = jget<std::string>(j, "model_type", "");
+    const nlohmann::json bc = j.contains("backbone_config") && j["backbone_config"].is_object() ? j["backbone_config"]
+                                                                                                 : nlohmann::json();
+    if (mt == "depth_anything") {
+      c.kind = Kind::DepthAnything;
+      c.readout = Readout::Ignore;
+      c.neck_hidden_sizes = jget<std::vector<int64_t>>(j, "neck_hidden_sizes", {96, 192, 384, 768});
+      c.reassemble_factors = jget<std::vector<double>>(j, "reassemble_factors", {4, 2, 1, 0.5});
+      c.fusion_hidden_size = jget<int64_t>(j, "fusion_hidden_size", 64);
+      c.head_in_index = jget<int64_t>(j, "head_in_index", -1);
+      c.head_hidden_size = jget<int64_t>(j, "head_hidden_size", 32);
+      c.patch_size = jget<int64_t>(j, "patch_size", 14);
+      const std::string type = jget<std::string>(j, "depth_estimation_type", "relative");
+      if (type != "relative" && type != "metric")
+        throw Error(where + ": depth_estimation_type must be 'relative' or 'metric', got '" + type + "'");
+      c.metric = type == "metric";
+      const double md = jget<double>(j, "max_depth", 0.0);
+      c.max_depth = md != 0.0 ? md : 1.0;  // HF: max_depth if max_depth else 1
+      c.fusion_bias = true;
+      c.fusion_batch_norm = false;
+      int64_t hidden = jget<int64_t>(j, "reassemble_hidden_size", 0);
+      if (hidden == 0 && !bc.is_null()) hidden = jget<int64_t>(bc, "hidden_size", 0);
+      if (hidden == 0) throw Error(where + ": no reassemble_hidden_size / backbone_config.hidden_size");
+      c.backbone_hidden = hidden;
+    } else if (mt == "dpt") {
+      c.kind = Kind::Dpt;
+      if (jget<bool>(j, "is_hybrid", false)) throw Error(where + ": hybrid DPT (is_hybrid=true) is not supported");
+      c.neck_hidden_sizes = jget<std::vector<int64_t>>(j, "neck_hidden_sizes", {96, 192, 384, 768});
+      c.reassemble_factors = jget<std::vector<double>>(j, "reassemble_factors", {4, 2, 1, 0.5});
+      c.fusion_hidden_size = jget<int64_t>(j, "fusion_hidden_size", 256);
+      c.head_in_index = jget<int64_t>(j, "head_in_index", -1);
+      c.add_projection = jget<bool>(j, "add_projection", false);
+      const std::string ro = jget<std::string>(j, "readout_type", "project");
+      if (ro == "ignore") c.readout = Readout::Ignore;
+      else if (ro == "add") c.readout = Readout::Add;
+      else if (ro == "project") c.readout = Readout::Project;
+      else throw Error(where + ": readout_type must be ignore/add/project, got '" + ro + "'");
+      c.readout_act = parse_act(jget<std::string>(j, "hidden_act", "gelu"), where);
+      c.fusion_batch_norm = jget<bool>(j, "use_batch_norm_in_fusion_residual", false);
+      auto ub = j.find("use_bias_in_fusion_residual");
+      c.fusion_bias = (ub == j.end() || ub->is_null()) ? !c.fusion_batch_norm : ub->get<bool>();
+      const auto ignore = jget<std::vector<int64_t>>(j, "neck_ignore_stages", {});
+      if (!ignore.empty()) throw Error(where + ": neck_ignore_stages is only used by hybrid DPT (not supported)");
+      int64_t hidden = !bc.is_null() ? jget<int64_t>(bc, "hidden_size", 0) : jget<int64_t>(j, "hidden_size", 768);
+      if (hidden == 0) throw Error(where + ": backbone_config has no hidden_size");
+      c.backbone_hidden = hidden;
+    } else {
+      throw Error(where + ": model_type '" + mt + "' is not a DPT / Depth Anything model");
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": invalid depth config (" + e.what() + ")");
+  }
+  if (c.neck_hidden_sizes.empty()) throw Error(where + ": neck_hidden_sizes is empty");
+  if (c.neck_hidden_sizes.size() != c.reassemble_factors.size())
+    throw Error(where + ": neck_hidden_sizes and reassemble_factors differ in length");
+  for (int64_t v : c.neck_hidden_sizes)
+    if (v <= 0) throw Error(where + ": neck_hidden_sizes must be positive");
+  for (double f : c.reassemble_factors) {
+    bool ok = f == 1.0 || (f > 1.0 && f == std::floor(f)) || (f > 0.0 && f < 1.0 && std::floor(1.0 / f) >= 1.0);
+    if (!ok) throw Error(where + ": unsupported reassemble factor " + std::to_string(f));
+  }
+  if (c.fusion_hidden_size < 2) throw Error(where + ": fusion_hidden_size must be >= 2");
+  const int64_t S = c.num_stages();
+  if (c.head_in_index < -S || c.head_in_index >= S) throw Error(where + ": head_in_index out of range");
+  if (c.kind == Kind::DepthAnything && (c.head_hidden_size <= 0 || c.patch_size <= 0))
+    throw Error(where + ": head_hidden_size and patch_size must be positive");
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// loading
+
+Conv2d load_conv2d(const io::WeightStore& ws, const std::string& prefix, int64_t cout, int64_t cin, int64_t k,
+                   int64_t stride, int64_t pad, bool bias) {
+  Tensor w = ws.f32(prefix + ".weight", {cout, cin, k, k});
+  Tensor b;
+  if (bias) b = ws.f32(prefix + ".bias", {cout});
+  return Conv2d(w.data<float>(), bias ? b.data<float>() : nullptr, ConvGeom{cout, cin, k, k, stride, stride, pad, pad});
+}
+
+namespace {
+// Conv (+ optional eval BatchNorm2d folded in).
+Conv2d load_conv_bn(const io::WeightStore& ws, const std::string& conv, const std::string& bn, int64_t c, bool bias,
+                    bool batch_norm) {
+  if (!batch_norm) return load_conv2d(ws, conv, c, c, 3, 1, 1, bias);
+  Tensor w = ws.f32(conv + ".weight", {c, c, 3, 3});
+  std::vector<float> wv(w.data<float>(), w.data<float>() + w.numel()), bv;
+  if (bias) {
+    Tensor b = ws.f32(conv + ".bias", {c});
+    bv.assign(b.data<float>(), b.data<float>() + c);
+  }
+  Tensor g = ws.f32(bn + ".weight", {c}), be = ws.f32(bn + ".bias", {c});
+  Tensor mean = ws.f32(bn + ".running_mean", {c}), var = ws.f32(bn + ".running_var", {c});
+  kernels::fold_batch_norm(wv, bv, c, g.data<float>(), be.data<float>(), mean.data<float>(), var.data<float>(), 1e-5);
+  return Conv2d(wv.data(), bv.data(), ConvGeom{c, c, 3, 3, 1, 1, 1, 1});
+}
+}  // namespace
+
+DepthNeckHead::DepthNeckHead(const DepthNeckConfig& cfg, const io::WeightStore& ws) : cfg_(cfg) {
+  const int64_t S = cfg.num_stages(), C = cfg.backbone_hidden, F = cfg.fusion_hidden_size;
+  reassemble_.resize(static_cast<size_t>(S));
+  for (int64_t i = 0; i < S; ++i) {
+    Reassemble& r = reassemble_[i];
+    const int64_t ch = cfg.neck_hidden_sizes[i];
+    const double f = cfg.reassemble_factors[i];
+    const std::string p = key_i("neck.reassemble_stage.layers.", i, ".");
+    r.projection = load_conv2d(ws, p + "projection", ch, C, 1, 1, 0, true);
+    if (f > 1.0) {
+      const int64_t k = static_cast<int64_t>(f);
+      Tensor w = ws.f32(p + "resize.weight", {ch, ch, k, k}), b = ws.f32(p + "resize.bias", {ch});
+      r.mode = 1;
+      r.up = kernels::ConvTranspose2d(w.data<float>(), b.data<float>(), ConvGeom{ch, ch, k, k, k, k, 0, 0});
+    } else if (f < 1.0) {
+      r.mode = 2;
+      r.down = load_conv2d(ws, p + "resize", ch, ch, 3, static_cast<int64_t>(1.0 / f), 1, true);
+    }
+    if (cfg.kind == DepthNeckConfig::Kind::Dpt && cfg.readout == DepthNeckConfig::Readout::Project) {
+      const std::string q = key_i("neck.reassemble_stage.readout_projects.", i, ".0.");
+      Tensor w = ws.f32(q + "weight", {C, 2 * C}), b = ws.f32(q + "bias", {C});
+      std::vector<float> wp(static_cast<size_t>(C * C));
+      r.readout_wcls.resize(static_cast<size_t>(C * C));
+      const float* wd = w.data<float>();
+      for (int64_t o = 0; o < C; ++o)
+        for (int64_t k = 0; k < C; ++k) {
+          wp[o * C + k] = wd[o * 2 * C + k];
+          r.readout_wcls[o * C + k] = wd[o * 2 * C + C + k];
+        }
+      r.readout_w = kernels::PackedWeight::pack(wp.data(), C, C);
+      r.readout_b.assign(b.data<float>(), b.data<float>() + C);
+    }
+  }
+  for (int64_t i = 0; i < S; ++i)
+    convs_.push_back(load_conv2d(ws, key_i("neck.convs.", i, ""), F, cfg.neck_hidden_sizes[i], 3, 1, 1, false));
+  fusion_.resize(static_cast<size_t>(S));
+  for (int64_t i = 0; i < S; ++i) {
+    FusionLayer& l = fusion_[i];
+    const std::string p = key_i("neck.fusion_stage.layers.", i, ".");
+    l.projection = load_conv2d(ws, p + "projection", F, F, 1, 1, 0, true);
+    // The first fusion layer has no residual input: its residual_layer1 is never used (not loaded).
+    if (i > 0) {
+      l.res1.conv1 = load_conv_bn(ws, p + "residual_layer1.convolution1", p + "residual_layer1.batch_norm1", F,
+                                  cfg.fusion_bias, cfg.fusion_batch_norm);
+      l.res1.conv2 = load_conv_bn(ws, p + "residual_layer1.convolution2", p + "residual_layer1.batch_norm2", F,
+                                  cfg.fusion_bias, cfg.fusion_batch_norm);
+    }
+    l.res2.conv1 = load_conv_bn(ws, p + "residual_layer2.convolution1", p + "residual_layer2.batch_norm1", F,
+                                cfg.fusion_bias, cfg.fusion_batch_norm);
+    l.res2.conv2 = load_conv_bn(ws, p + "residual_layer2.convolution2", p + "residual_layer2.batch_norm2", F,
+                                cfg.fusion_bias, cfg.fusion_batch_norm);
+  }
+  if (cfg.kind == DepthNeckConfig::Kind::DepthAnything) {
+    head1_ = load_conv2d(ws, "head.conv1", F / 2, F, 3, 1, 1, true);
+    head2_ = load_conv2d(ws, "head.conv2", cfg.head_hidden_size, F / 2, 3, 1, 1, true);
+    head3_ = load_conv2d(ws, "head.conv3", 1, cfg.head_hidden_size, 1, 1, 0, true);
+  } else {
+    if (cfg.add_projection) head_projection_ = load_conv2d(ws, "head.projection", 256, 256, 3, 1, 1, true);
+    head1_ = load_conv2d(ws, "head.head.0", F / 2, F, 3, 1, 1, true);
+    head2_ = load_conv2d(ws, "head.head.2", 32, F / 2, 3, 1, 1, true);
+    head3_ = load_conv2d(ws, "head.head.4", 1, 32, 1, 1, 0, true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// forward
+
+Tensor resize_bilinear(const Tensor& x, int64_t oh, int64_t ow, bool align_corners) {
+  if (x.ndim() != 4) throw Error("resize_bilinear: expected [B, C, H, W], got " + x.shape_str());
+  Tensor y({x.dim(0), x.dim(1), oh, ow}, DType::F32);
+  kernels::Resize r;
+  r.C = x.dim(0) * x.dim(1);
+  r.H = x.dim(2);
+  r.W = x.dim(3);
+  r.OH = oh;
+  r.OW = ow;
+  kernels::bilinear(x.data<float>(), y.data<float>(), r, align_corners);
+  return y;
+}
+
+namespace {
+Tensor run_conv(const Conv2d& c, const Tensor& x, const kernels::ConvEpilogue& ep = {}, bool relu_input = false) {
+  const int64_t B = x.dim(0), H = x.dim(2), W = x.dim(3);
+  if (x.dim(1) != c.geom().cin)
+    throw Error("depth neck: conv expects " + std::to_string(c.geom().cin) + " channels, got " + x.shape_str());
+  Tensor y({B, c.geom().cout, c.out_h(H), c.out_w(W)}, DType::F32);
+  c.forward(x.data<float>(), B, H, W, y.data<float>(), ep, relu_input);
+  return y;
+}
+Tensor run_conv_act(const Conv2d& c, const Tensor& x, Act act) {
+  kernels::ConvEpilogue ep;
+  ep.act = act;
+  return run_conv(c, x, ep);
+}
+}  // namespace
+
+std::vector<Tensor> DepthNeckHead::reassemble(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw) const {
+  const int64_t S = cfg_.num_stages(), C = cfg_.backbone_hidden;
+  if (static_cast<int64_t>(hidden.size()) != S)
+    throw Error("depth neck: expected " + std::to_string(S) + " feature maps, got " + std::to_string(hidden.size()));
+  if (ph <= 0 || pw <= 0) throw Error("depth neck: invalid patch grid");
+  const int64_t N = ph * pw;
+  std::vector<Tensor> out;
+  for (int64_t i = 0; i < S; ++i) {
+    const Tensor& h = hidden[i];
+    if (h.dtype() != DType::F32 || h.ndim() != 3 || h.dim(1) != 1 + N || h.dim(2) != C)
+      throw Error("depth neck: feature map " + std::to_string(i) + " has shape " + h.shape_str() + ", expected [B, " +
+                  std::to_string(1 + N) + ", " + std::to_string(C) + "] (F32) for a " + std::to_string(ph) + "x" +
+                  std::to_string(pw) + " patch grid");
+    const int64_t B = h.dim(0), T = h.dim(1);
+    const Reassemble& r = reassemble_[i];
+    Tensor maps({B, C, ph, pw}, DType::F32);
+    for (int64_t b = 0; b < B; ++b) {
+      const float* cls = h.data<float>() + b * T * C;
+      const float* patches = cls + C;
+      float* dst = maps.data<float>() + b * C * N;
+      if (cfg_.readout == DepthNeckConfig::Readout::Project) {
+        // Linear(2C, C) on [patch, cls] = W_patch * patch + (W_cls * cls + bias), then the activation.
+        std::vector<float> bias(static_cast<size_t>(C)), tmp(static_cast<size_t>(N * C));
+        for (int64_t o = 0; o < C; ++o) {
+          double s = r.readout_b[o];
+          for (int64_t k = 0; k < C; ++k) s += static_cast<double>(r.readout_wcls[o * C + k]) * cls[k];
+          bias[o] = static_cast<float>(s);
+        }
+        kernels::Epilogue ep;
+        ep.bias = bias.data();
+        ep.act = cfg_.readout_act;
+        kernels::linear(patches, N, C, r.readout_w, tmp.data(), C, ep);
+        transpose_to(tmp.data(), N, C, dst);
+      } else if (cfg_.readout == DepthNeckConfig::Readout::Add) {
+        std::vector<float> tmp(static_cast<size_t>(N * C));
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t k = 0; k < C; ++k) tmp[n * C + k] = patches[n * C + k] + cls[k];
+        transpose_to(tmp.data(), N, C, dst);
+      } else {
+        transpose_to(patches, N, C, dst);
+      }
+    }
+    Tensor y = run_conv(r.projection, maps);
+    if (r.mode == 1) {
+      Tensor z({B, r.up.geom().cout, r.up.out_h(ph), r.up.out_w(pw)}, DType::F32);
+      r.up.forward(y.data<float>(), B, ph, pw, z.data<float>());
+      y = z;
+    } else if (r.mode == 2) {
+      y = run_conv(r.down, y);
+    }
+    out.push_back(y);
+  }
+  return out;
+}
+
+Tensor DepthNeckHead::residual_unit(const ResidualUnit& u, const Tensor& x, const Tensor* add) const {
+  // x + conv2(relu(conv1(relu(x)))) [+ add]; batch norms are folded into the convs.
+  kernels::ConvEpilogue e1;
+  e1.act = Act::Relu;
+  Tensor t = run_conv(u.conv1, x, e1, /*relu_input=*/true);
+  kernels::ConvEpilogue e2;
+  e2.residual = x.data<float>();
+  if (add) e2.residual2 = add->data<float>();
+  return run_conv(u.conv2, t, e2);
+}
+
+Tensor DepthNeckHead::fusion_layer(const FusionLayer& l, const Tensor& hidden, const Tensor* residual, int64_t out_h,
+                                   int64_t out_w) const {
+  Tensor h = hidden;
+  if (residual) {
+    Tensor res = *residual;
+    if (res.shape() != hidden.shape()) res = resize_bilinear(res, hidden.dim(2), hidden.dim(3), false);
+    h = residual_unit(l.res1, res, &hidden);  // hidden + residual_layer1(residual)
+  }
+  h = residual_unit(l.res2, h, nullptr);
+  // HF upsamples then applies the 1x1 projection; the two commute exactly (bilinear weights sum to 1), and
+  // projecting first is 4x cheaper.
+  Tensor p = run_conv(l.projection, h);
+  return resize_bilinear(p, out_h, out_w, true);
+}
+
+std::vector<Tensor> DepthNeckHead::fuse(const std::vector<Tensor>& reassembled) const {
+  const int64_t S = cfg_.num_stages();
+  if (static_cast<int64_t>(reassembled.size()) != S) throw Error("depth neck: wrong number of reassembled maps");
+  std::vector<Tensor> feats;
+  for (int64_t i = 0; i < S; ++i) feats.push_back(run_conv(convs_[i], reassembled[i]));
+  std::vector<Tensor> fused;
+  Tensor h;
+  for (int64_t idx = 0; idx < S; ++idx) {
+    const int64_t stage = S - 1 - idx;
+    const Tensor& f = feats[stage];
+    const Tensor& base = idx == 0 ? f : h;
+    int64_t oh = 2 * base.dim(2), ow = 2 * base.dim(3);
+    if (cfg_.kind == DepthNeckConfig::Kind::DepthAnything && idx != S - 1) {
+      oh = feats[stage - 1].dim(2);
+      ow = feats[stage - 1].dim(3);
+    }
+    h = idx == 0 ? fusion_layer(fusion_[idx], f, nullptr, oh, ow) : fusion_layer(fusion_[idx], h, &f, oh, ow);
+    fused.push_back(h);
+  }
+  return fused;
+}
+
+Tensor DepthNeckHead::head(const std::vector<Tensor>& fused, int64_t ph, int64_t pw) const {
+  const int64_t S = static_cast<int64_t>(fused.size());
+  const int64_t idx = cfg_.head_in_index < 0 ? S + cfg_.head_in_index : cfg_.head_in_index;
+  if (idx < 0 || idx >= S) throw Error("depth head: head_in_index out of range");
+  Tensor x = fused[idx];
+  Tensor d;
+  if (cfg_.kind == DepthNeckConfig::Kind::DepthAnything) {
+    Tensor a = run_conv(head1_, x);
+    a = resize_bilinear(a, ph * cfg_.patch_size, pw * cfg_.patch_size, true);
+    Tensor b = run_conv_act(head2_, a, Act::Relu);
+    d = run_conv_act(head3_, b, cfg_.metric ? Act::None : Act::Relu);
+    float* p = d.data<float>();
+    const float md = static_cast<float>(cfg_.max_depth);
+    if (cfg_.metric)
+      for (int64_t i = 0; i < d.numel(); ++i) p[i] = md * (1.0f / (1.0f + std::exp(-p[i])));
+    else if (md != 1.0f)
+      for (int64_t i = 0; i < d.numel(); ++i) p[i] *= md;
+  } else {
+    if (cfg_.add_projection) x = run_conv_act(head_projection_, x, Act::Relu);
+    Tensor a = run_conv(head1_, x);
+    a = resize_bilinear(a, 2 * a.dim(2), 2 * a.dim(3), true);
+    Tensor b = run_conv_act(head2_, a, Act::Relu);
+    d = run_conv_act(head3_, b, Act::Relu);
+  }
+  return d.reshape({d.dim(0), d.dim(2), d.dim(3)});
+}
+
+DepthNeckOutput DepthNeckHead::forward(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw) const {
+  DepthNeckOutput o;
+  o.reassemble = reassemble(hidden, ph, pw);
+  o.fusion = fuse(o.reassemble);
+  o.predicted_depth = head(o.fusion, ph, pw);
+  return o;
+}
+
+}  // namespace vtx::models
