@@ -25,6 +25,9 @@ struct ModelInfo {
   int64_t hidden_size = 0, num_layers = 0, num_heads = 0;
   int64_t image_size = 0, patch_size = 0, num_channels = 3;
   int64_t num_register_tokens = 0;
+  int64_t mlp_hidden_size = 0;                    // effective MLP width (SwiGLU: width of one branch)
+  bool swiglu = false;
+  int64_t num_special_tokens = 1;                 // cls (+ DeiT distillation token)
   int64_t num_parameters = 0;                     // as stored in the checkpoint
   std::map<std::string, int64_t> dtype_counts;    // checkpoint dtype -> number of tensors
   std::vector<std::string> id2label;              // index -> label (classifiers), empty otherwise
@@ -96,6 +99,10 @@ class Session {
   std::shared_ptr<const Model> model_;
   std::unique_ptr<Impl> impl_;
 };
+
+// FLOPs (2 x multiply-adds of every matmul and the patch convolution) of one image at H x W through the
+// transformer trunk and its classifier, as shared/bench/flops.py counts them. Depth necks/heads are not counted.
+double forward_flops(const ModelInfo& info, int64_t height, int64_t width);
 
 // Number of threads used by the kernels (default: VTX_NUM_THREADS or hardware concurrency).
 void set_num_threads(int n);

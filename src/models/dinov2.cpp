@@ -108,6 +108,7 @@ class Dinov2Model final : public Model {
       head_ = Linear::load(ws, "classifier", ws.shape("classifier.weight").at(0), 2 * D);
     }
     info_ = common_info(c, ws, arch_, task);
+    describe_trunk(info_, net_->trunk());
     if (task == "backbone") info_.out_features = net_->out_features();
   }
 

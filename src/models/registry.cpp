@@ -51,6 +51,10 @@ ModelOutput Session::forward(const Tensor& pixel_values, const ForwardOptions& o
   return model_->run(*this, pixel_values, opt);
 }
 
+double forward_flops(const ModelInfo& info, int64_t height, int64_t width) {
+  return models::forward_flops_impl(info, height, width);
+}
+
 std::vector<std::pair<std::string, Tensor>> ModelOutput::named() const {
   std::vector<std::pair<std::string, Tensor>> r;
   auto add = [&](const std::string& n, const Tensor& t) {

@@ -21,6 +21,8 @@ std::string architecture_of(const Config& c);  // architectures[0], or "" when a
 // "" or "<base>." depending on whether the checkpoint keys carry the base-model prefix (HF loads both ways).
 std::string base_prefix(const io::WeightStore& ws, const std::string& base, const std::string& probe = "embeddings.cls_token");
 
+double forward_flops_impl(const ModelInfo& m, int64_t H, int64_t W);
+
 std::shared_ptr<Model> make_vit(const Config& c, std::unique_ptr<io::WeightStore> ws);     // vit, deit
 std::shared_ptr<Model> make_dinov2(const Config& c, std::unique_ptr<io::WeightStore> ws);  // dinov2, dinov2_with_registers
 std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, std::unique_ptr<io::WeightStore> ws,

@@ -23,6 +23,24 @@ EncoderConfig encoder_config(const Config& c, bool dinov2_style) {
   return e;
 }
 
+void describe_trunk(ModelInfo& info, const VisionTransformer& t) {
+  info.mlp_hidden_size = t.encoder().config().mlp_hidden;
+  info.swiglu = t.encoder().config().swiglu;
+  info.num_special_tokens = t.embeddings().config().special;
+}
+
+double forward_flops_impl(const ModelInfo& m, int64_t H, int64_t W) {
+  const double D = static_cast<double>(m.hidden_size), p = static_cast<double>(m.patch_size);
+  if (m.patch_size <= 0) return 0;
+  const double n = static_cast<double>((H / m.patch_size) * (W / m.patch_size));
+  const double T = n + static_cast<double>(m.num_special_tokens + m.num_register_tokens);
+  const double F = static_cast<double>(m.mlp_hidden_size);
+  const double mlp = m.swiglu ? T * D * 2 * F + T * F * D : 2 * T * D * F;
+  const double layer = 4 * T * D * D + 2 * T * T * D + mlp;
+  const double head = m.task == "classify" ? D * static_cast<double>(m.id2label.size()) : 0;
+  return 2 * (n * D * static_cast<double>(m.num_channels) * p * p + static_cast<double>(m.num_layers) * layer + head);
+}
+
 VisionTransformer::VisionTransformer(const io::WeightStore& ws, const std::string& prefix, const EmbeddingConfig& ecfg,
                                      const EncoderConfig& cfg, const LayerKeys& keys, const std::string& final_norm)
     : emb_(ws, prefix + "embeddings", ecfg), enc_(ws, prefix + "encoder.layer", cfg, keys) {

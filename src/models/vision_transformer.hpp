@@ -34,6 +34,9 @@ class VisionTransformer {
 // Reads the encoder settings shared by ViT-like configs (hidden_size, num_attention_heads, ...).
 EncoderConfig encoder_config(const Config& c, bool dinov2_style);
 
+// Fills the trunk sizes of ModelInfo (MLP width, SwiGLU, special tokens).
+void describe_trunk(ModelInfo& info, const VisionTransformer& t);
+
 // Workspace slot for the residual stream.
 constexpr size_t kStreamSlot = kFirstModelSlot;
 

@@ -50,6 +50,7 @@ class VitModel final : public Model {
       decoder_.bias.assign(b.data<float>(), b.data<float>() + out);
     }
     info_ = common_info(c, ws, arch_, task);
+    describe_trunk(info_, *trunk_);
   }
 
  protected:
