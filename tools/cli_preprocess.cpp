@@ -1,0 +1,55 @@
+// vtx preprocess MODEL_DIR IMG... --out OUT.safetensors
+#include <filesystem>
+#include <iostream>
+
+#include "cli.hpp"
+#include "io/safetensors.hpp"
+#include "vtx/image.hpp"
+#include "vtx/processor.hpp"
+
+namespace {
+
+int cmd_preprocess(const vtx::cli::Args& args) {
+  vtx::cli::ArgParser ap(args, {"--out", "--max-pixels"}, {"--no-exif-transpose"});
+  const auto& pos = ap.positional();
+  if (pos.size() < 2 || !ap.has("--out"))
+    throw vtx::cli::CliError(
+        "usage: vtx preprocess MODEL_DIR IMAGE... --out OUT.safetensors [--no-exif-transpose] [--max-pixels N]");
+  auto proc = vtx::ImageProcessor::from_pretrained(pos[0]);
+  vtx::ImageLoadOptions opt;
+  opt.exif_transpose = !ap.has("--no-exif-transpose");
+  if (ap.has("--max-pixels")) opt.max_pixels = ap.get_int("--max-pixels", 0);
+
+  std::vector<std::string> stems;
+  std::vector<vtx::Tensor> each;
+  for (size_t i = 1; i < pos.size(); ++i) {
+    stems.push_back(std::filesystem::path(pos[i]).stem().string());
+    each.push_back(proc.preprocess(vtx::load_image(pos[i], opt)));
+  }
+  bool same = true;
+  for (const auto& t : each) same = same && t.shape() == each.front().shape();
+
+  std::vector<std::pair<std::string, vtx::Tensor>> out;
+  if (same) {
+    const auto& s = each.front().shape();
+    vtx::Tensor batch({static_cast<int64_t>(each.size()), s[0], s[1], s[2]}, vtx::DType::F32);
+    const int64_t n = each.front().numel();
+    for (size_t i = 0; i < each.size(); ++i)
+      std::copy_n(each[i].data<float>(), n, batch.data<float>() + i * n);
+    out.emplace_back("pixel_values", batch);
+  } else {
+    for (size_t i = 0; i < each.size(); ++i) {
+      std::string key = "pixel_values." + stems[i];
+      for (const auto& [k, t] : out)
+        if (k == key) throw vtx::cli::CliError("two images named '" + stems[i] + "' give different sizes; rename one");
+      out.emplace_back(key, each[i]);
+    }
+  }
+  vtx::io::save_safetensors(ap.get("--out"), out);
+  for (const auto& [k, t] : out) std::cout << k << " " << t.shape_str() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+VTX_COMMAND("preprocess", "run a model's image processor on images -> pixel_values safetensors", cmd_preprocess);
