@@ -58,7 +58,9 @@ __attribute__((target("avx512f"), noinline)) inline float fma_loop512(int64_t it
   }
   __m512 s = a[0];
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, a[i]);
-  return _mm512_reduce_add_ps(s);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, s);
+  return out[0] + out[15];
 }
 constexpr double kFlopsPerIter512 = 24 * 16 * 2;
 

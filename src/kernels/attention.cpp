@@ -14,6 +14,9 @@ namespace vtx::kernels {
 namespace avx2 {  // attention_avx2.cpp
 void attention(const AttentionArgs& a);
 }
+namespace avx512 {  // attention_avx512.cpp
+void attention(const AttentionArgs& a);
+}
 
 namespace {
 
@@ -66,6 +69,7 @@ void attention_portable(const AttentionArgs& a) {
 
 void attention(const AttentionArgs& a) {
   if (a.B <= 0 || a.T <= 0 || a.H <= 0 || a.dh <= 0) return;
+  if (cpu_has_avx512()) return avx512::attention(a);
   if (cpu_has_avx2_fma()) return avx2::attention(a);
   attention_portable(a);
 }

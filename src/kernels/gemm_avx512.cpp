@@ -4,7 +4,8 @@
 // target attribute and is only reached after cpu_has_avx512(). Everything here has internal linkage except
 // the entry point, and no standard-library templates are instantiated inside AVX-512 functions, so no
 // AVX-512 code can leak into shared (weak) symbols.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive in avx512fintrin.h
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives in avx512fintrin.h
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cstdint>

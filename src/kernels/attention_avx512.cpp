@@ -1,0 +1,257 @@
+// Fused multi-head attention, AVX-512 version of attention_avx2.cpp (same algorithm; see there).
+// Strips of 8 query rows; K^T packed in 32-key panels ([T/32][dh][32]); V rows padded to dhp = dh rounded
+// up to 32; 8x32 microkernels (16 zmm accumulators) for S = Q K^T and O += P V.
+// Compiled with portable flags: AVX-512 functions carry target attributes, have internal linkage and are
+// only reached after cpu_has_avx512(); no standard-library templates are instantiated inside them.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positives in avx512fintrin.h
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <new>
+
+#include "core/threadpool.hpp"
+#include "kernels/attention.hpp"
+
+#define VTX_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
+#define VTX_AVX512_INLINE \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c"), always_inline)) inline
+
+namespace vtx::kernels::avx512 {
+
+namespace {
+
+constexpr int MR = 8, NR = 32, BK = 64;
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+struct Buf {
+  float* p = nullptr;
+  size_t n = 0;
+  ~Buf() { ::operator delete(p, std::align_val_t(64)); }
+  float* get(size_t need) {
+    if (need > n) {
+      ::operator delete(p, std::align_val_t(64));
+      p = static_cast<float*>(::operator new(need * sizeof(float), std::align_val_t(64)));
+      n = need;
+    }
+    return p;
+  }
+};
+thread_local Buf t_k, t_v, t_q, t_s, t_o;
+
+VTX_AVX512_INLINE __m512 exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.0f));
+  __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+VTX_AVX512_INLINE __mmask16 mask16(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// S[8][32] (row stride lds) = a[k][8] . b[k][32].
+VTX_AVX512_INLINE void qk_8x32(const float* a, const float* b, int64_t K, float* s, int64_t lds) {
+  __m512 c[MR][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 b0 = _mm512_load_ps(b + k * NR), b1 = _mm512_load_ps(b + k * NR + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[k * MR + r]);
+      c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
+      c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    _mm512_store_ps(s + r * lds, c[r][0]);
+    _mm512_store_ps(s + r * lds + 16, c[r][1]);
+  }
+}
+
+// O[8][32] (row stride ldo) += P[8][n] (row stride ldp) . V[n][32] (row stride ldv).
+VTX_AVX512_INLINE void pv_8x32(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t n, float* o,
+                               int64_t ldo) {
+  __m512 c[MR][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    c[r][0] = _mm512_load_ps(o + r * ldo);
+    c[r][1] = _mm512_load_ps(o + r * ldo + 16);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const __m512 b0 = _mm512_load_ps(v + j * ldv), b1 = _mm512_load_ps(v + j * ldv + 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(p[r * ldp + j]);
+      c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
+      c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    _mm512_store_ps(o + r * ldo, c[r][0]);
+    _mm512_store_ps(o + r * ldo + 16, c[r][1]);
+  }
+}
+
+VTX_AVX512_INLINE float row_max(const float* s, int64_t n) {
+  __m512 m = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < n; j += 16) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, mask16(n - j), s + j));
+  return _mm512_reduce_max_ps(m);
+}
+
+// s[j] = exp(s[j] - mx) for j < n, 0 for n <= j < npad (npad multiple of 16); returns the sum over j < n.
+VTX_AVX512_INLINE float exp_row(float* s, int64_t n, int64_t npad, float mx) {
+  const __m512 vm = _mm512_set1_ps(mx);
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t j = 0; j < npad; j += 16) {
+    const __mmask16 k = mask16(n - j);
+    const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm)));
+    _mm512_storeu_ps(s + j, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+struct Ctx {
+  const AttentionArgs* a;
+  int64_t D, ld, dhp, tpad, npan;
+  float scale;
+};
+
+void pack_kv(const Ctx& c, int64_t b, int64_t h, float* kp, float* vp) {
+  const AttentionArgs& a = *c.a;
+  const float* base = a.qkv + b * a.T * c.ld;
+  for (int64_t p = 0; p < c.npan; ++p)
+    for (int64_t jj = 0; jj < NR; ++jj) {
+      const int64_t j = p * NR + jj;
+      float* dst = kp + p * a.dh * NR + jj;
+      const float* src = base + j * c.ld + c.D + h * a.dh;
+      for (int64_t d = 0; d < a.dh; ++d) dst[d * NR] = j < a.T ? src[d] : 0.f;
+    }
+  for (int64_t j = 0; j < c.tpad; ++j) {
+    float* dst = vp + j * c.dhp;
+    const float* src = base + j * c.ld + 2 * c.D + h * a.dh;
+    for (int64_t d = 0; d < c.dhp; ++d) dst[d] = (j < a.T && d < a.dh) ? src[d] : 0.f;
+  }
+}
+
+void pack_q(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float* qp) {
+  const AttentionArgs& a = *c.a;
+  for (int r = 0; r < MR; ++r) {
+    const float* src = a.qkv + (b * a.T + i0 + r) * c.ld + h * a.dh;
+    for (int64_t d = 0; d < a.dh; ++d) qp[d * MR + r] = r < rows ? src[d] * c.scale : 0.f;
+  }
+}
+
+VTX_AVX512 void strip_flash(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, const float* qp,
+                            const float* kp, const float* vp, float* s, float* o) {
+  const AttentionArgs& a = *c.a;
+  const int64_t T = a.T, dh = a.dh, dhp = c.dhp;
+  float m[MR], l[MR];
+  for (int r = 0; r < MR; ++r) m[r] = -INFINITY, l[r] = 0.f;
+  for (int64_t i = 0; i < MR * dhp; i += 16) _mm512_store_ps(o + i, _mm512_setzero_ps());
+  for (int64_t j0 = 0; j0 < T; j0 += BK) {
+    const int64_t nb = imin(BK, T - j0);
+    const int64_t npb = (nb + NR - 1) / NR;
+    for (int64_t p = 0; p < npb; ++p) qk_8x32(qp, kp + (j0 / NR + p) * dh * NR, dh, s + p * NR, BK);
+    for (int r = 0; r < MR; ++r) {
+      float* sr = s + r * BK;
+      const float bm = row_max(sr, nb);
+      const float mx = m[r] > bm ? m[r] : bm;
+      const float alpha = std::exp(m[r] - mx);
+      const float sum = exp_row(sr, nb, npb * NR, mx);
+      l[r] = l[r] * alpha + sum;
+      m[r] = mx;
+      if (alpha != 1.0f) {
+        const __m512 va = _mm512_set1_ps(alpha);
+        for (int64_t d = 0; d < dhp; d += 16)
+          _mm512_store_ps(o + r * dhp + d, _mm512_mul_ps(_mm512_load_ps(o + r * dhp + d), va));
+      }
+    }
+    for (int64_t d0 = 0; d0 < dhp; d0 += NR) pv_8x32(s, BK, vp + j0 * dhp + d0, dhp, nb, o + d0, dhp);
+  }
+  const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
+  for (int r = 0; r < rows; ++r) {
+    const __m512 inv = _mm512_set1_ps(hm / l[r]);
+    float* dst = a.out + (b * T + i0 + r) * c.D + h * dh;
+    for (int64_t d = 0; d < dh; d += 16)
+      _mm512_mask_storeu_ps(dst + d, mask16(dh - d), _mm512_mul_ps(_mm512_load_ps(o + r * dhp + d), inv));
+  }
+}
+
+VTX_AVX512 void strip_probs(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, const float* qp,
+                            const float* kp, const float* vp, float* s, float* o) {
+  const AttentionArgs& a = *c.a;
+  const int64_t T = a.T, dh = a.dh, dhp = c.dhp, lds = c.tpad;
+  for (int64_t p = 0; p < c.npan; ++p) qk_8x32(qp, kp + p * dh * NR, dh, s + p * NR, lds);
+  const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
+  for (int r = 0; r < MR; ++r) {
+    float* sr = s + r * lds;
+    const float sum = exp_row(sr, T, lds, row_max(sr, T));
+    const __m512 vinv = _mm512_set1_ps(hm / sum);
+    float* pr = r < rows ? a.probs + ((b * a.H + h) * T + i0 + r) * T : nullptr;
+    for (int64_t j = 0; j < lds; j += 16) {
+      const __m512 v = _mm512_mul_ps(_mm512_load_ps(sr + j), vinv);
+      _mm512_store_ps(sr + j, v);
+      if (pr) _mm512_mask_storeu_ps(pr + j, mask16(T - j), v);
+    }
+  }
+  for (int64_t i = 0; i < MR * dhp; i += 16) _mm512_store_ps(o + i, _mm512_setzero_ps());
+  for (int64_t d0 = 0; d0 < dhp; d0 += NR) pv_8x32(s, lds, vp + d0, dhp, T, o + d0, dhp);
+  for (int r = 0; r < rows; ++r) {
+    float* dst = a.out + (b * T + i0 + r) * c.D + h * dh;
+    for (int64_t d = 0; d < dh; d += 16) _mm512_mask_storeu_ps(dst + d, mask16(dh - d), _mm512_load_ps(o + r * dhp + d));
+  }
+}
+
+void run_items(const Ctx& c, int64_t nstrip, int64_t w0, int64_t w1) {
+  const AttentionArgs& a = *c.a;
+  float* kp = t_k.get(static_cast<size_t>(c.tpad * a.dh));
+  float* vp = t_v.get(static_cast<size_t>(c.tpad * c.dhp));
+  float* qp = t_q.get(static_cast<size_t>(MR * a.dh));
+  float* s = t_s.get(static_cast<size_t>(MR * (a.probs ? c.tpad : BK)));
+  float* o = t_o.get(static_cast<size_t>(MR * c.dhp));
+  int64_t cur_bh = -1;
+  for (int64_t w = w0; w < w1; ++w) {
+    const int64_t bh = w / nstrip, st = w % nstrip;
+    const int64_t b = bh / a.H, h = bh % a.H;
+    if (bh != cur_bh) {
+      pack_kv(c, b, h, kp, vp);
+      cur_bh = bh;
+    }
+    const int64_t i0 = st * MR;
+    const int rows = static_cast<int>(imin(MR, a.T - i0));
+    pack_q(c, b, h, i0, rows, qp);
+    if (a.probs)
+      strip_probs(c, b, h, i0, rows, qp, kp, vp, s, o);
+    else
+      strip_flash(c, b, h, i0, rows, qp, kp, vp, s, o);
+  }
+}
+
+}  // namespace
+
+void attention(const AttentionArgs& a) {
+  Ctx c{&a, a.H * a.dh, 3 * a.H * a.dh, (a.dh + NR - 1) / NR * NR, 0, 0, 1.0f / std::sqrt(static_cast<float>(a.dh))};
+  c.npan = (a.T + NR - 1) / NR;
+  c.tpad = c.npan * NR;
+  const int64_t nstrip = (a.T + MR - 1) / MR;
+  global_pool().parallel_for(a.B * a.H * nstrip, [&](int64_t w0, int64_t w1) { run_items(c, nstrip, w0, w1); });
+}
+
+}  // namespace vtx::kernels::avx512
