@@ -4,20 +4,30 @@
 #include "cli.hpp"
 #include "cli_common.hpp"
 #include "io/safetensors.hpp"
-#include "vtx/model.hpp"
+#include "cli_images.hpp"
+#include "vtx/pipeline.hpp"
 
 namespace vtx::cli {
 
 static int cmd_run(const Args& args) {
-  ArgParser p(args, {"--pixel-values", "--out", "--head-mask", "--bool-masked-pos", "--threads"},
-              {"--hidden-states", "--attentions", "--interpolate-pos-encoding"});
-  if (p.positional().size() != 1 || !p.has("--out") || !p.has("--pixel-values"))
+  ArgParser p(args, {"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos", "--threads"},
+              {"--hidden-states", "--attentions", "--interpolate-pos-encoding", "--no-exif-transpose"});
+  if (p.positional().size() != 1 || !p.has("--out") || p.has("--pixel-values") == p.has("--image"))
     throw CliError(
-        "usage: vtx run MODEL_DIR --pixel-values IN.safetensors[:KEY] --out OUT.safetensors [--hidden-states] "
+        "usage: vtx run MODEL_DIR (--pixel-values IN.safetensors[:KEY] | --image IMG...) --out OUT.safetensors [--hidden-states] "
         "[--attentions] [--interpolate-pos-encoding] [--head-mask FILE:KEY] [--bool-masked-pos FILE:KEY] [--threads N]");
   if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
   auto model = Model::load(p.positional()[0]);
-  Tensor pv = read_tensor_arg(p.get("--pixel-values"), "pixel_values");
+  Tensor pv;
+  if (p.has("--image")) {  // load_image + the folder's image processor, as the HF pipelines do
+    ImageLoadOptions lo;
+    lo.exif_transpose = !p.has("--no-exif-transpose");
+    std::vector<Image> images;
+    for (const auto& f : expand_image_args(p.get_all("--image"))) images.push_back(load_image(f, lo));
+    pv = ImageProcessor::from_pretrained(p.positional()[0]).preprocess(images);
+  } else {
+    pv = read_tensor_arg(p.get("--pixel-values"), "pixel_values");
+  }
   ForwardOptions opt;
   opt.output_hidden_states = p.has("--hidden-states");
   opt.output_attentions = p.has("--attentions");
