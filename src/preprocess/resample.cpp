@@ -137,16 +137,18 @@ Image resample_horizontal(const Image& in, int out_w, int row0, int rows, const 
 Image resample_vertical(const Image& in, int out_h, int row_offset, const Coeffs& c) {
   Image out(in.width, out_h);
   const size_t row_bytes = static_cast<size_t>(in.width) * 3;
+  std::vector<int> acc(row_bytes);
   for (int yy = 0; yy < out_h; ++yy) {
     const int32_t* k = &c.k[static_cast<size_t>(yy) * c.ksize];
-    const int ymin = c.first[yy] - row_offset;
-    uint8_t* dst = out.pixel(0, yy);
-    for (size_t i = 0; i < row_bytes; ++i) {
-      int s = 1 << (kPrecisionBits - 1);
-      const uint8_t* src = in.rgb.data() + static_cast<size_t>(ymin) * row_bytes + i;
-      for (int y = 0; y < c.count[yy]; ++y, src += row_bytes) s += *src * k[y];
-      dst[i] = clip8(s);
+    const uint8_t* src = in.rgb.data() + static_cast<size_t>(c.first[yy] - row_offset) * row_bytes;
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    // Integer sums: accumulating row by row gives the same result as Pillow's per-pixel loop.
+    for (int y = 0; y < c.count[yy]; ++y, src += row_bytes) {
+      const int32_t ky = k[y];
+      for (size_t i = 0; i < row_bytes; ++i) acc[i] += src[i] * ky;
     }
+    uint8_t* dst = out.pixel(0, yy);
+    for (size_t i = 0; i < row_bytes; ++i) dst[i] = clip8(acc[i]);
   }
   return out;
 }
