@@ -70,15 +70,15 @@ void check(int64_t M, int64_t N, int64_t K, bool bias, Act act, bool scale, int 
   ASSERT_EQ(pw.K(), K);
   ASSERT_EQ(pw.layout(), layout);
   linear(A.data(), M, lda, pw, got.data(), ldc, ep_got);
+  // Error bound per element from Cauchy-Schwarz: sum_k |a_k w_k| <= |a_m| |w_n|.
+  std::vector<double> an(M), wn(N);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) an[m] += double(A[m * lda + k]) * A[m * lda + k];
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) wn[n] += double(W[n * K + k]) * W[n * K + k];
   int64_t bad = 0;
   double worst = 0;
   for (int64_t m = 0; m < M; ++m) {
-    double absdot_max = 0;
-    for (int64_t n = 0; n < N; ++n) {
-      double ad = 0;
-      for (int64_t k = 0; k < K; ++k) ad += std::fabs(A[m * lda + k] * W[n * K + k]);
-      absdot_max = std::max(absdot_max, ad);
-    }
     for (int64_t n = 0; n < ldc; ++n) {
       const float r = ref[m * ldc + n], g = got[m * ldc + n];
       if (n >= N) {  // padding columns must be untouched
@@ -86,7 +86,8 @@ void check(int64_t M, int64_t N, int64_t K, bool bias, Act act, bool scale, int 
         if (g != expect) ++bad;
         continue;
       }
-      const double tol = 2e-6 * (absdot_max + 2.0) * (scale ? 2.0 : 1.0) + 2e-6 * std::fabs(r);
+      const double absdot = std::sqrt(an[m] * wn[n]);
+      const double tol = 2e-6 * (absdot + 2.0) * (scale ? 2.0 : 1.0) + 2e-6 * std::fabs(r);
       const double e = std::fabs(static_cast<double>(g) - r);
       if (!(e <= tol)) ++bad;
       worst = std::max(worst, std::isnan(e) ? INFINITY : e);
@@ -118,11 +119,14 @@ TEST_P(GemmThreads, ModelShapes) {
   // ViT/DINOv2-like shapes (reduced where the reference would be slow), incl. K = 588 and 768 patch embeds,
   // N = 10 classes, several K blocks, M split across threads and N split across threads.
   const int64_t shapes[][3] = {{197, 10, 768}, {33, 1152, 384}, {197, 96, 588}, {257, 40, 1536},
-                               {61, 200, 3072}, {800, 48, 100}, {2, 33, 1000}};
+                               {13, 200, 3072}, {800, 48, 100}, {2, 33, 1000}};
   for (int layout : layouts())
-    for (auto& sh : shapes) {
-      check(sh[0], sh[1], sh[2], true, Act::Gelu, false, 0, layout);
-      check(sh[0], sh[1], sh[2], true, Act::None, true, 2, layout);
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); ++i) {
+      const auto& sh = shapes[i];
+      if (i % 2 == 0)
+        check(sh[0], sh[1], sh[2], true, Act::Gelu, false, 0, layout);
+      else
+        check(sh[0], sh[1], sh[2], true, Act::None, true, 2, layout);
     }
 }
 
