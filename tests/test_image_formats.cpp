@@ -127,7 +127,7 @@ TEST(PngFormats, PaletteWithTransparencyAndShortPalette) {
     std::vector<png_color> pal;
     const int n = std::max(1, (1 << bd) - 1);  // fewer entries than the bit depth allows
     for (int i = 0; i < n; ++i) pal.push_back({static_cast<uint8_t>(i * 7), static_cast<uint8_t>(255 - i), static_cast<uint8_t>(i * 3)});
-    PngSpec s{11, 6, PNG_COLOR_TYPE_PALETTE, bd, false, pal, {0, 128}};
+    PngSpec s{11, 6, PNG_COLOR_TYPE_PALETTE, bd, false, pal, {128}};
     auto v = random_samples(11 * 6, n - 1, bd);
     vtx::ImageInfo info;
     vtx::Image im = decode(write_png(s, v), &info);
