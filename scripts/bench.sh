@@ -17,7 +17,7 @@ mkdir -p "$(dirname "$OUT")"
 [ -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ] || bash "$KIT/setup.sh" "$ORT_DIR"
 [ -x "$ROOT/build/vtx" ] || bash "$ROOT/scripts/build.sh"
 for m in $MODELS; do
-  [ -f "$CKPT/$m/model.safetensors" ] || python3 "$KIT/make_checkpoint.py" "$KIT/$m" "$CKPT/$m" >/dev/null
+  [ -f "$CKPT/$m/model.safetensors" ] || "${PYTHON:-/usr/bin/python3}" "$KIT/make_checkpoint.py" "$KIT/$m" "$CKPT/$m" >/dev/null
 done
 : > "$OUT"
 for b in $BATCHES; do
