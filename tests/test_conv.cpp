@@ -55,6 +55,7 @@ TEST(Conv, Conv2dMatchesReferenceOnRandomShapes) {
       {3, 2, 9, 4, 4, 3, 3, 1, 1, 2, 2},      // padding larger than needed
       {1, 32, 32, 37, 25, 3, 3, 1, 1, 1, 1},  // realistic neck size
       {1, 6, 4, 1, 1, 3, 3, 1, 1, 1, 1},      // 1x1 input with 3x3 kernel
+      {2, 70, 13, 9, 11, 3, 3, 1, 1, 1, 1},   // K = 630: three K blocks, batch 2
   };
   for (const Case& c : cases) {
     ConvGeom g{c.cout, c.cin, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw};
@@ -91,7 +92,7 @@ TEST(Conv, PortableAndAvx2MicroKernelsAgree) {
   for (int64_t K : {1, 2, 9, 64, 577}) {
     auto a = rnd(K * detail::kMR, gen), b = rnd(K * detail::kNR, gen);
     std::vector<float> c1(detail::kMR * detail::kNR), c2(c1.size());
-    detail::conv_micro_portable(K, a.data(), b.data(), c1.data());
+    detail::conv_micro_portable(K, a.data(), b.data(), c1.data(), false);
     // double reference
     for (int r = 0; r < detail::kMR; ++r)
       for (int j = 0; j < detail::kNR; ++j) {
@@ -100,8 +101,16 @@ TEST(Conv, PortableAndAvx2MicroKernelsAgree) {
         EXPECT_NEAR(c1[r * detail::kNR + j], s, 1e-5 * std::max(1.0, std::sqrt(static_cast<double>(K))));
       }
     if (vtx::cpu_has_avx2_fma()) {
-      detail::conv_micro_avx2(K, a.data(), b.data(), c2.data());
+      detail::conv_micro_avx2(K, a.data(), b.data(), c2.data(), false);
       EXPECT_LE(max_diff(c1, c2), 1e-5 * std::max(1.0, std::sqrt(static_cast<double>(K))));
+    }
+    // accumulate = true adds to the tile.
+    std::vector<float> base = rnd(c1.size(), gen), acc1 = base, acc2 = base;
+    detail::conv_micro_portable(K, a.data(), b.data(), acc1.data(), true);
+    for (size_t i = 0; i < c1.size(); ++i) EXPECT_NEAR(acc1[i], base[i] + c1[i], 1e-5) << i;
+    if (vtx::cpu_has_avx2_fma()) {
+      detail::conv_micro_avx2(K, a.data(), b.data(), acc2.data(), true);
+      EXPECT_LE(max_diff(acc1, acc2), 1e-5 * std::max(1.0, std::sqrt(static_cast<double>(K))));
     }
   }
 }

@@ -157,7 +157,7 @@ TEST(DepthNeck, DptReadoutVariantsDiffer) {
     nlohmann::json j = cfgj;
     j["readout_type"] = ro;
     DepthNeckHead nh(DepthNeckConfig::from_json(j, "config.json"), *ws);
-    return nh.reassemble(hidden, 6, 6)[1];
+    return nh.forward(hidden, 6, 6).reassemble.at(1);
   };
   Tensor ign = run("ignore"), add = run("add"), proj = run("project");
   EXPECT_GT(test::compare(ign, add, 0).max_abs, 1e-3);

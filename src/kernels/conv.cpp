@@ -29,6 +29,26 @@ void check_geom(const ConvGeom& g, const char* what) {
     throw Error(std::string(what) + ": invalid geometry (" + geom_str(g) + ")");
 }
 
+// Copies n floats (max(., 0) when relu). __restrict lets the compiler vectorize the ReLU copy.
+inline void copy_run(float* __restrict d, const float* __restrict s, int n, bool relu) {
+  if (relu)
+    for (int j = 0; j < n; ++j) d[j] = s[j] > 0.f ? s[j] : 0.f;
+  else
+    std::memcpy(d, s, sizeof(float) * static_cast<size_t>(n));
+}
+inline void copy16(float* __restrict d, const float* __restrict s, bool relu) {
+  if (relu)
+    for (int j = 0; j < kNR; ++j) d[j] = s[j] > 0.f ? s[j] : 0.f;
+  else
+    std::memcpy(d, s, sizeof(float) * kNR);
+}
+
+// A run of consecutive panel columns [j0, j0 + len) reading consecutive source pixels from src (or zeros: src < 0).
+struct Run {
+  int j0, len;
+  int64_t src;
+};
+
 detail::ConvMicroKernel pick_kernel() {
   static const detail::ConvMicroKernel k = cpu_has_avx2_fma() ? detail::conv_micro_avx2 : detail::conv_micro_portable;
   return k;
@@ -37,8 +57,9 @@ detail::ConvMicroKernel pick_kernel() {
 }  // namespace
 
 namespace detail {
-void conv_micro_portable(int64_t K, const float* a, const float* b, float* c) {
+void conv_micro_portable(int64_t K, const float* a, const float* b, float* c, bool accumulate) {
   float acc[kMR][kNR] = {};
+  if (accumulate) std::memcpy(acc, c, sizeof(acc));
   for (int64_t k = 0; k < K; ++k) {
     const float* ak = a + k * kMR;
     const float* bk = b + k * kNR;
@@ -107,7 +128,9 @@ void Conv2d::forward(const float* in, int64_t N, int64_t H, int64_t W, float* ou
     std::vector<float> bpanel(static_cast<size_t>(K * kNR));
     std::vector<int64_t> offs(static_cast<size_t>(kk * kNR));
     std::vector<char> contig(static_cast<size_t>(kk));
-    alignas(32) float tile[kMR * kNR];
+    std::vector<Run> runs(static_cast<size_t>(kk * kNR));
+    std::vector<int> nruns(static_cast<size_t>(kk));
+    std::vector<float> tiles(static_cast<size_t>(per_group * kMR * kNR));
     int64_t packed_for = -1;  // (n * np + pj) of the panel currently in bpanel
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t mg = t % mgroups, np_idx = t / mgroups;
@@ -135,6 +158,19 @@ void Conv2d::forward(const float* in, int64_t N, int64_t H, int64_t W, float* ou
           bool c = o[0] >= 0;
           for (int64_t j = 1; c && j < kNR; ++j) c = o[j] == o[0] + j;
           contig[q] = c;
+          if (c) continue;
+          Run* run = &runs[q * kNR];
+          int n_r = 0;
+          for (int j = 0; j < kNR;) {
+            int e = j + 1;
+            if (o[j] < 0)
+              while (e < kNR && o[e] < 0) ++e;
+            else
+              while (e < kNR && o[e] == o[e - 1] + 1) ++e;
+            run[n_r++] = Run{j, e - j, o[j] < 0 ? -1 : o[j]};
+            j = e;
+          }
+          nruns[q] = n_r;
         }
         // Gather the [K, 16] panel.
         const float* img = in + n * g.cin * HW;
@@ -144,23 +180,32 @@ void Conv2d::forward(const float* in, int64_t N, int64_t H, int64_t W, float* ou
           for (int64_t q = 0; q < kk; ++q, dst += kNR) {
             const int64_t* o = &offs[q * kNR];
             if (contig[q]) {
-              const float* s = base + o[0];
-              if (relu_input)
-                for (int j = 0; j < kNR; ++j) dst[j] = s[j] > 0.f ? s[j] : 0.f;
-              else
-                std::memcpy(dst, s, sizeof(float) * kNR);
+              copy16(dst, base + o[0], relu_input);
             } else {
-              for (int j = 0; j < kNR; ++j) {
-                float v = o[j] >= 0 ? base[o[j]] : 0.f;
-                dst[j] = relu_input && !(v > 0.f) ? 0.f : v;
+              // Row wraps / borders: a few runs of consecutive source pixels or zeros.
+              const Run* run = &runs[q * kNR];
+              for (int r = 0; r < nruns[q]; ++r) {
+                float* d = dst + run[r].j0;
+                if (run[r].src < 0) {
+                  std::memset(d, 0, sizeof(float) * run[r].len);
+                } else {
+                  copy_run(d, base + run[r].src, run[r].len, relu_input);
+                }
               }
             }
           }
         }
       }
       const int64_t m0 = mg * per_group, m1 = std::min(nm, m0 + per_group);
+      // K blocks outermost: the [kKC, 16] slice of the pixel panel stays in L1 while every Cout tile uses it.
+      for (int64_t k0 = 0; k0 < K; k0 += detail::kKC) {
+        const int64_t kc = std::min<int64_t>(detail::kKC, K - k0);
+        for (int64_t mp = m0; mp < m1; ++mp)
+          micro(kc, packed_.data() + (mp * K + k0) * kMR, bpanel.data() + k0 * kNR, tiles.data() + (mp - m0) * kMR * kNR,
+                k0 > 0);
+      }
       for (int64_t mp = m0; mp < m1; ++mp) {
-        micro(K, packed_.data() + mp * K * kMR, bpanel.data(), tile);
+        const float* tile = tiles.data() + (mp - m0) * kMR * kNR;
         const int64_t rows = std::min<int64_t>(kMR, g.cout - mp * kMR);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t co = mp * kMR + r;
@@ -207,21 +252,27 @@ ConvTranspose2d::ConvTranspose2d(const float* weight, const float* bias, const C
   if (bias) std::copy(bias, bias + g.cout, bias_.begin());
 }
 
-void ConvTranspose2d::forward(const float* in, int64_t N, int64_t H, int64_t W, float* out, Act act) const {
+void ConvTranspose2d::forward(const float* in, int64_t N, int64_t H, int64_t W, float* out, Act act,
+                              float* scratch) const {
   if (empty()) throw Error("conv_transpose2d: forward on an empty (unloaded) convolution");
   const ConvGeom& g = g_;
   if (N <= 0 || H <= 0 || W <= 0 || out_h(H) <= 0 || out_w(W) <= 0)
     throw Error("conv_transpose2d: input [" + std::to_string(N) + ", " + std::to_string(g.cin) + ", " +
                 std::to_string(H) + ", " + std::to_string(W) + "] is invalid for " + geom_str(g));
   const int64_t kk = g.kh * g.kw, HW = H * W, OH = out_h(H), OW = out_w(W);
-  std::vector<float> cols(static_cast<size_t>(N * g.cout * kk * HW));
-  gemm_.forward(in, N, H, W, cols.data());
+  std::vector<float> own;
+  float* cols = scratch;
+  if (!cols) {
+    own.resize(scratch_floats(N, H, W));
+    cols = own.data();
+  }
+  gemm_.forward(in, N, H, W, cols);
   const bool scatter = g.kh == g.stride_h && g.kw == g.stride_w && g.pad_h == 0 && g.pad_w == 0;
   global_pool().parallel_for(N * g.cout, [&](int64_t c0, int64_t c1) {
     for (int64_t nc = c0; nc < c1; ++nc) {
       const int64_t co = nc % g.cout;
       float* o = out + nc * OH * OW;
-      const float* src = cols.data() + nc * kk * HW;  // [(ky, kx), H*W] of this (n, co)
+      const float* src = cols + nc * kk * HW;  // [(ky, kx), H*W] of this (n, co)
       const float b = bias_[co];
       if (scatter) {
         // Every output pixel receives exactly one tap.

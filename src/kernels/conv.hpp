@@ -72,7 +72,12 @@ class ConvTranspose2d {
   int64_t out_h(int64_t H) const { return (H - 1) * g_.stride_h - 2 * g_.pad_h + g_.kh; }
   int64_t out_w(int64_t W) const { return (W - 1) * g_.stride_w - 2 * g_.pad_w + g_.kw; }
 
-  void forward(const float* in, int64_t N, int64_t H, int64_t W, float* out, Act act = Act::None) const;
+  // scratch: null (allocated per call) or scratch_floats(N, H, W) floats reused by the caller.
+  void forward(const float* in, int64_t N, int64_t H, int64_t W, float* out, Act act = Act::None,
+               float* scratch = nullptr) const;
+  size_t scratch_floats(int64_t N, int64_t H, int64_t W) const {
+    return static_cast<size_t>(N * g_.cout * g_.kh * g_.kw * H * W);
+  }
 
  private:
   ConvGeom g_;
@@ -89,10 +94,11 @@ void conv_transpose2d_ref(const float* in, int64_t N, int64_t H, int64_t W, cons
 namespace detail {
 constexpr int kMR = 6;   // output channels per micro-tile
 constexpr int kNR = 16;  // output pixels per micro-tile
-// c[MR][NR] = sum_k a[k][MR] (x) b[k][NR] (overwrites c).
-using ConvMicroKernel = void (*)(int64_t K, const float* a, const float* b, float* c);
-void conv_micro_portable(int64_t K, const float* a, const float* b, float* c);
-void conv_micro_avx2(int64_t K, const float* a, const float* b, float* c);  // conv_avx2.cpp
+constexpr int64_t kKC = 256;  // K block: a [kKC][NR] slice of the pixel panel stays in L1 across all Cout tiles
+// c[MR][NR] (+)= sum_k a[k][MR] (x) b[k][NR]; accumulate: add to c, else overwrite it.
+using ConvMicroKernel = void (*)(int64_t K, const float* a, const float* b, float* c, bool accumulate);
+void conv_micro_portable(int64_t K, const float* a, const float* b, float* c, bool accumulate);
+void conv_micro_avx2(int64_t K, const float* a, const float* b, float* c, bool accumulate);  // conv_avx2.cpp
 }  // namespace detail
 
 }  // namespace vtx::kernels

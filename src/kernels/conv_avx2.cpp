@@ -7,7 +7,7 @@ namespace vtx::kernels::detail {
 
 static_assert(kMR == 6 && kNR == 16, "conv_micro_avx2 is written for a 6x16 tile");
 
-void conv_micro_avx2(int64_t K, const float* a, const float* b, float* c) {
+void conv_micro_avx2(int64_t K, const float* a, const float* b, float* c, bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -36,6 +36,20 @@ void conv_micro_avx2(int64_t K, const float* a, const float* b, float* c) {
     c51 = _mm256_fmadd_ps(av, b1, c51);
     a += kMR;
     b += kNR;
+  }
+  if (accumulate) {
+    c00 = _mm256_add_ps(c00, _mm256_loadu_ps(c + 0));
+    c01 = _mm256_add_ps(c01, _mm256_loadu_ps(c + 8));
+    c10 = _mm256_add_ps(c10, _mm256_loadu_ps(c + 16));
+    c11 = _mm256_add_ps(c11, _mm256_loadu_ps(c + 24));
+    c20 = _mm256_add_ps(c20, _mm256_loadu_ps(c + 32));
+    c21 = _mm256_add_ps(c21, _mm256_loadu_ps(c + 40));
+    c30 = _mm256_add_ps(c30, _mm256_loadu_ps(c + 48));
+    c31 = _mm256_add_ps(c31, _mm256_loadu_ps(c + 56));
+    c40 = _mm256_add_ps(c40, _mm256_loadu_ps(c + 64));
+    c41 = _mm256_add_ps(c41, _mm256_loadu_ps(c + 72));
+    c50 = _mm256_add_ps(c50, _mm256_loadu_ps(c + 80));
+    c51 = _mm256_add_ps(c51, _mm256_loadu_ps(c + 88));
   }
   _mm256_storeu_ps(c + 0, c00);
   _mm256_storeu_ps(c + 8, c01);

@@ -153,15 +153,12 @@ class DepthModel final : public Model {
     out.attentions = std::move(er.attentions);
     if (timing) timing->backbone_ms = ms_since(t0);
 
-    t0 = Clock::now();
-    std::vector<Tensor> re = neck_.reassemble(out.feature_maps, ph, pw);
-    std::vector<Tensor> fu = neck_.fuse(re);
-    if (timing) timing->neck_ms = ms_since(t0);
-    t0 = Clock::now();
-    out.predicted_depth = neck_.head(fu, ph, pw);
-    if (timing) timing->head_ms = ms_since(t0);
-    for (size_t i = 0; i < re.size(); ++i) out.extra["neck.reassemble." + std::to_string(i)] = re[i];
-    for (size_t i = 0; i < fu.size(); ++i) out.extra["neck.fusion." + std::to_string(i)] = fu[i];
+    // Neck intermediates are returned (as "neck.reassemble.<i>" / "neck.fusion.<i>") with output_hidden_states.
+    DepthNeckOutput n = neck_.forward(out.feature_maps, ph, pw, wsp, opt.output_hidden_states,
+                                      timing ? &timing->neck_ms : nullptr, timing ? &timing->head_ms : nullptr);
+    out.predicted_depth = n.predicted_depth;
+    for (size_t i = 0; i < n.reassemble.size(); ++i) out.extra["neck.reassemble." + std::to_string(i)] = n.reassemble[i];
+    for (size_t i = 0; i < n.fusion.size(); ++i) out.extra["neck.fusion." + std::to_string(i)] = n.fusion[i];
     return out;
   }
 

@@ -1,6 +1,7 @@
 #include "models/dpt_neck.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "kernels/interp.hpp"
@@ -229,157 +230,232 @@ Tensor resize_bilinear(const Tensor& x, int64_t oh, int64_t ow, bool align_corne
 }
 
 namespace {
-Tensor run_conv(const Conv2d& c, const Tensor& x, const kernels::ConvEpilogue& ep = {}, bool relu_input = false) {
-  const int64_t B = x.dim(0), H = x.dim(2), W = x.dim(3);
-  if (x.dim(1) != c.geom().cin)
-    throw Error("depth neck: conv expects " + std::to_string(c.geom().cin) + " channels, got " + x.shape_str());
-  Tensor y({B, c.geom().cout, c.out_h(H), c.out_w(W)}, DType::F32);
-  c.forward(x.data<float>(), B, H, W, y.data<float>(), ep, relu_input);
-  return y;
+
+// Workspace slots (relative to kDepthSlot0). Per-stage buffers follow kStageSlots.
+enum : size_t {
+  kReadoutTmp = 0, kTokens, kUpScratch, kResTmp, kUnitTmp, kH1, kH2, kProj, kHeadX, kHeadA, kHeadAR, kHeadB,
+  kStageSlots
+};
+
+template <class M>
+M view(Workspace& wsp, size_t slot, int64_t B, int64_t C, int64_t H, int64_t W) {
+  M m;
+  m.B = B;
+  m.C = C;
+  m.H = H;
+  m.W = W;
+  m.p = wsp.get(kDepthSlot0 + slot, static_cast<size_t>(B * C * H * W));
+  return m;
 }
-Tensor run_conv_act(const Conv2d& c, const Tensor& x, Act act) {
+
+template <class M>
+Tensor to_tensor(const M& m) {
+  return Tensor::from_data({m.B, m.C, m.H, m.W}, m.p);
+}
+
+template <class M>
+void conv_into(const Conv2d& c, const M& x, const M& y, const kernels::ConvEpilogue& ep = {}, bool relu_input = false) {
+  if (x.C != c.geom().cin || y.C != c.geom().cout || y.H != c.out_h(x.H) || y.W != c.out_w(x.W))
+    throw Error("depth neck: conv shape mismatch (internal)");
+  c.forward(x.p, x.B, x.H, x.W, y.p, ep, relu_input);
+}
+
+template <class M>
+void conv_act(const Conv2d& c, const M& x, const M& y, Act act) {
   kernels::ConvEpilogue ep;
   ep.act = act;
-  return run_conv(c, x, ep);
+  conv_into(c, x, y, ep);
 }
+
+template <class M>
+void resize_into(const M& x, const M& y, bool align_corners) {
+  kernels::Resize r;
+  r.C = x.B * x.C;
+  r.H = x.H;
+  r.W = x.W;
+  r.OH = y.H;
+  r.OW = y.W;
+  kernels::bilinear(x.p, y.p, r, align_corners);
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace
 
-std::vector<Tensor> DepthNeckHead::reassemble(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw) const {
-  const int64_t S = cfg_.num_stages(), C = cfg_.backbone_hidden;
-  if (static_cast<int64_t>(hidden.size()) != S)
-    throw Error("depth neck: expected " + std::to_string(S) + " feature maps, got " + std::to_string(hidden.size()));
-  if (ph <= 0 || pw <= 0) throw Error("depth neck: invalid patch grid");
-  const int64_t N = ph * pw;
-  std::vector<Tensor> out;
-  for (int64_t i = 0; i < S; ++i) {
-    const Tensor& h = hidden[i];
-    if (h.dtype() != DType::F32 || h.ndim() != 3 || h.dim(1) != 1 + N || h.dim(2) != C)
-      throw Error("depth neck: feature map " + std::to_string(i) + " has shape " + h.shape_str() + ", expected [B, " +
-                  std::to_string(1 + N) + ", " + std::to_string(C) + "] (F32) for a " + std::to_string(ph) + "x" +
-                  std::to_string(pw) + " patch grid");
-    const int64_t B = h.dim(0), T = h.dim(1);
-    const Reassemble& r = reassemble_[i];
-    Tensor maps({B, C, ph, pw}, DType::F32);
-    for (int64_t b = 0; b < B; ++b) {
-      const float* cls = h.data<float>() + b * T * C;
-      const float* patches = cls + C;
-      float* dst = maps.data<float>() + b * C * N;
-      if (cfg_.readout == DepthNeckConfig::Readout::Project) {
-        // Linear(2C, C) on [patch, cls] = W_patch * patch + (W_cls * cls + bias), then the activation.
-        std::vector<float> bias(static_cast<size_t>(C)), tmp(static_cast<size_t>(N * C));
-        for (int64_t o = 0; o < C; ++o) {
-          double s = r.readout_b[o];
-          for (int64_t k = 0; k < C; ++k) s += static_cast<double>(r.readout_wcls[o * C + k]) * cls[k];
-          bias[o] = static_cast<float>(s);
-        }
-        kernels::Epilogue ep;
-        ep.bias = bias.data();
-        ep.act = cfg_.readout_act;
-        kernels::linear(patches, N, C, r.readout_w, tmp.data(), C, ep);
-        transpose_to(tmp.data(), N, C, dst);
-      } else if (cfg_.readout == DepthNeckConfig::Readout::Add) {
-        std::vector<float> tmp(static_cast<size_t>(N * C));
-        for (int64_t n = 0; n < N; ++n)
-          for (int64_t k = 0; k < C; ++k) tmp[n * C + k] = patches[n * C + k] + cls[k];
-        transpose_to(tmp.data(), N, C, dst);
-      } else {
-        transpose_to(patches, N, C, dst);
+DepthNeckHead::Map DepthNeckHead::reassemble(int64_t i, const Tensor& h, int64_t ph, int64_t pw,
+                                             Workspace& wsp) const {
+  const int64_t S = cfg_.num_stages(), C = cfg_.backbone_hidden, N = ph * pw;
+  if (h.dtype() != DType::F32 || h.ndim() != 3 || h.dim(1) != 1 + N || h.dim(2) != C)
+    throw Error("depth neck: feature map " + std::to_string(i) + " has shape " + h.shape_str() + ", expected [B, " +
+                std::to_string(1 + N) + ", " + std::to_string(C) + "] (F32) for a " + std::to_string(ph) + "x" +
+                std::to_string(pw) + " patch grid");
+  const int64_t B = h.dim(0), T = h.dim(1);
+  const Reassemble& r = reassemble_[i];
+  Map maps = view<Map>(wsp, kTokens, B, C, ph, pw);
+  for (int64_t b = 0; b < B; ++b) {
+    const float* cls = h.data<float>() + b * T * C;
+    const float* patches = cls + C;
+    float* dst = maps.p + b * C * N;
+    if (cfg_.readout == DepthNeckConfig::Readout::Project) {
+      // Linear(2C, C) on [patch, cls] = W_patch * patch + (W_cls * cls + bias), then the activation.
+      std::vector<float> bias(static_cast<size_t>(C));
+      float* tmp = wsp.get(kDepthSlot0 + kReadoutTmp, static_cast<size_t>(N * C));
+      for (int64_t o = 0; o < C; ++o) {
+        double s = r.readout_b[o];
+        for (int64_t k = 0; k < C; ++k) s += static_cast<double>(r.readout_wcls[o * C + k]) * cls[k];
+        bias[o] = static_cast<float>(s);
       }
+      kernels::Epilogue ep;
+      ep.bias = bias.data();
+      ep.act = cfg_.readout_act;
+      kernels::linear(patches, N, C, r.readout_w, tmp, C, ep);
+      transpose_to(tmp, N, C, dst);
+    } else if (cfg_.readout == DepthNeckConfig::Readout::Add) {
+      float* tmp = wsp.get(kDepthSlot0 + kReadoutTmp, static_cast<size_t>(N * C));
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < C; ++k) tmp[n * C + k] = patches[n * C + k] + cls[k];
+      transpose_to(tmp, N, C, dst);
+    } else {
+      transpose_to(patches, N, C, dst);
     }
-    Tensor y = run_conv(r.projection, maps);
-    if (r.mode == 1) {
-      Tensor z({B, r.up.geom().cout, r.up.out_h(ph), r.up.out_w(pw)}, DType::F32);
-      r.up.forward(y.data<float>(), B, ph, pw, z.data<float>());
-      y = z;
-    } else if (r.mode == 2) {
-      y = run_conv(r.down, y);
-    }
-    out.push_back(y);
   }
-  return out;
+  const int64_t ch = r.projection.geom().cout;
+  Map y = view<Map>(wsp, kStageSlots + i, B, ch, ph, pw);
+  conv_into(r.projection, maps, y);
+  if (r.mode == 1) {
+    Map z = view<Map>(wsp, kStageSlots + S + i, B, ch, r.up.out_h(ph), r.up.out_w(pw));
+    float* scratch = wsp.get(kDepthSlot0 + kUpScratch, r.up.scratch_floats(B, ph, pw));
+    r.up.forward(y.p, B, ph, pw, z.p, Act::None, scratch);
+    return z;
+  }
+  if (r.mode == 2) {
+    Map z = view<Map>(wsp, kStageSlots + S + i, B, ch, r.down.out_h(ph), r.down.out_w(pw));
+    conv_into(r.down, y, z);
+    return z;
+  }
+  return y;
 }
 
-Tensor DepthNeckHead::residual_unit(const ResidualUnit& u, const Tensor& x, const Tensor* add) const {
-  // x + conv2(relu(conv1(relu(x)))) [+ add]; batch norms are folded into the convs.
-  kernels::ConvEpilogue e1;
-  e1.act = Act::Relu;
-  Tensor t = run_conv(u.conv1, x, e1, /*relu_input=*/true);
-  kernels::ConvEpilogue e2;
-  e2.residual = x.data<float>();
-  if (add) e2.residual2 = add->data<float>();
-  return run_conv(u.conv2, t, e2);
-}
-
-Tensor DepthNeckHead::fusion_layer(const FusionLayer& l, const Tensor& hidden, const Tensor* residual, int64_t out_h,
-                                   int64_t out_w) const {
-  Tensor h = hidden;
+void DepthNeckHead::fusion_layer(const FusionLayer& l, const Map& hidden, const Map* residual, const Map& out,
+                                 Workspace& wsp) const {
+  // Pre-activation residual unit: x + conv2(relu(conv1(relu(x)))) (batch norms folded into the convs); the
+  // input ReLU is applied while gathering, the inner ReLU and the residual adds in the conv epilogues.
+  const int64_t B = hidden.B, F = hidden.C, H = hidden.H, W = hidden.W;
+  Map h = hidden;
+  kernels::ConvEpilogue relu;
+  relu.act = Act::Relu;
   if (residual) {
-    Tensor res = *residual;
-    if (res.shape() != hidden.shape()) res = resize_bilinear(res, hidden.dim(2), hidden.dim(3), false);
-    h = residual_unit(l.res1, res, &hidden);  // hidden + residual_layer1(residual)
-  }
-  h = residual_unit(l.res2, h, nullptr);
-  // HF upsamples then applies the 1x1 projection; the two commute exactly (bilinear weights sum to 1), and
-  // projecting first is 4x cheaper.
-  Tensor p = run_conv(l.projection, h);
-  return resize_bilinear(p, out_h, out_w, true);
-}
-
-std::vector<Tensor> DepthNeckHead::fuse(const std::vector<Tensor>& reassembled) const {
-  const int64_t S = cfg_.num_stages();
-  if (static_cast<int64_t>(reassembled.size()) != S) throw Error("depth neck: wrong number of reassembled maps");
-  std::vector<Tensor> feats;
-  for (int64_t i = 0; i < S; ++i) feats.push_back(run_conv(convs_[i], reassembled[i]));
-  std::vector<Tensor> fused;
-  Tensor h;
-  for (int64_t idx = 0; idx < S; ++idx) {
-    const int64_t stage = S - 1 - idx;
-    const Tensor& f = feats[stage];
-    const Tensor& base = idx == 0 ? f : h;
-    int64_t oh = 2 * base.dim(2), ow = 2 * base.dim(3);
-    if (cfg_.kind == DepthNeckConfig::Kind::DepthAnything && idx != S - 1) {
-      oh = feats[stage - 1].dim(2);
-      ow = feats[stage - 1].dim(3);
+    Map res = *residual;
+    if (res.H != H || res.W != W) {
+      Map rr = view<Map>(wsp, kResTmp, B, F, H, W);
+      resize_into(res, rr, false);
+      res = rr;
     }
-    h = idx == 0 ? fusion_layer(fusion_[idx], f, nullptr, oh, ow) : fusion_layer(fusion_[idx], h, &f, oh, ow);
-    fused.push_back(h);
+    Map t = view<Map>(wsp, kUnitTmp, B, F, H, W);
+    conv_into(l.res1.conv1, res, t, relu, true);
+    Map h1 = view<Map>(wsp, kH1, B, F, H, W);
+    kernels::ConvEpilogue e;
+    e.residual = res.p;
+    e.residual2 = hidden.p;  // hidden + residual_layer1(residual)
+    conv_into(l.res1.conv2, t, h1, e);
+    h = h1;
   }
-  return fused;
+  Map t = view<Map>(wsp, kUnitTmp, B, F, H, W);
+  conv_into(l.res2.conv1, h, t, relu, true);
+  Map h2 = view<Map>(wsp, kH2, B, F, H, W);
+  kernels::ConvEpilogue e;
+  e.residual = h.p;
+  conv_into(l.res2.conv2, t, h2, e);
+  // HF upsamples then applies the 1x1 projection; the two commute exactly (bilinear weights sum to 1, the
+  // projection is per pixel), and projecting first is 4x cheaper.
+  Map pj = view<Map>(wsp, kProj, B, F, H, W);
+  conv_into(l.projection, h2, pj);
+  resize_into(pj, out, true);
 }
 
-Tensor DepthNeckHead::head(const std::vector<Tensor>& fused, int64_t ph, int64_t pw) const {
-  const int64_t S = static_cast<int64_t>(fused.size());
-  const int64_t idx = cfg_.head_in_index < 0 ? S + cfg_.head_in_index : cfg_.head_in_index;
-  if (idx < 0 || idx >= S) throw Error("depth head: head_in_index out of range");
-  Tensor x = fused[idx];
-  Tensor d;
+Tensor DepthNeckHead::head(const Map& in, int64_t ph, int64_t pw, Workspace& wsp) const {
+  Map x = in;
+  const int64_t B = x.B;
+  int64_t oh = 2 * x.H, ow = 2 * x.W;
   if (cfg_.kind == DepthNeckConfig::Kind::DepthAnything) {
-    Tensor a = run_conv(head1_, x);
-    a = resize_bilinear(a, ph * cfg_.patch_size, pw * cfg_.patch_size, true);
-    Tensor b = run_conv_act(head2_, a, Act::Relu);
-    d = run_conv_act(head3_, b, cfg_.metric ? Act::None : Act::Relu);
-    float* p = d.data<float>();
+    oh = ph * cfg_.patch_size;
+    ow = pw * cfg_.patch_size;
+  } else if (cfg_.add_projection) {
+    Map xp = view<Map>(wsp, kHeadX, B, head_projection_.geom().cout, x.H, x.W);
+    conv_act(head_projection_, x, xp, Act::Relu);
+    x = xp;
+  }
+  Map a = view<Map>(wsp, kHeadA, B, head1_.geom().cout, x.H, x.W);
+  conv_into(head1_, x, a);
+  Map ar = view<Map>(wsp, kHeadAR, B, a.C, oh, ow);
+  resize_into(a, ar, true);
+  Map b = view<Map>(wsp, kHeadB, B, head2_.geom().cout, oh, ow);
+  conv_act(head2_, ar, b, Act::Relu);
+  Tensor d({B, oh, ow}, DType::F32);
+  const bool sig = cfg_.kind == DepthNeckConfig::Kind::DepthAnything && cfg_.metric;
+  Map dm{d.data<float>(), B, 1, oh, ow};
+  conv_act(head3_, b, dm, sig ? Act::None : Act::Relu);
+  float* p = d.data<float>();
+  if (cfg_.kind == DepthNeckConfig::Kind::DepthAnything) {
     const float md = static_cast<float>(cfg_.max_depth);
-    if (cfg_.metric)
+    if (sig)
       for (int64_t i = 0; i < d.numel(); ++i) p[i] = md * (1.0f / (1.0f + std::exp(-p[i])));
     else if (md != 1.0f)
       for (int64_t i = 0; i < d.numel(); ++i) p[i] *= md;
-  } else {
-    if (cfg_.add_projection) x = run_conv_act(head_projection_, x, Act::Relu);
-    Tensor a = run_conv(head1_, x);
-    a = resize_bilinear(a, 2 * a.dim(2), 2 * a.dim(3), true);
-    Tensor b = run_conv_act(head2_, a, Act::Relu);
-    d = run_conv_act(head3_, b, Act::Relu);
   }
-  return d.reshape({d.dim(0), d.dim(2), d.dim(3)});
+  return d;
+}
+
+DepthNeckOutput DepthNeckHead::forward(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw, Workspace& wsp,
+                                       bool keep, double* neck_ms, double* head_ms) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t S = cfg_.num_stages();
+  if (static_cast<int64_t>(hidden.size()) != S)
+    throw Error("depth neck: expected " + std::to_string(S) + " feature maps, got " + std::to_string(hidden.size()));
+  if (ph <= 0 || pw <= 0) throw Error("depth neck: invalid patch grid");
+  for (int64_t i = 0; i < S; ++i)
+    if (hidden[i].ndim() != 3 || hidden[i].dim(0) != hidden[0].dim(0))
+      throw Error("depth neck: feature maps must be [B, T, C] with one batch size, got " + hidden[i].shape_str());
+  wsp.get(kDepthSlot0 + kStageSlots + 4 * S, 0);  // create every slot up front
+  DepthNeckOutput out;
+  // Reassemble (+ neck.convs).
+  std::vector<Map> feats;
+  for (int64_t i = 0; i < S; ++i) {
+    Map r = reassemble(i, hidden[i], ph, pw, wsp);
+    if (keep) out.reassemble.push_back(to_tensor(r));
+    Map f = view<Map>(wsp, kStageSlots + 2 * S + i, r.B, cfg_.fusion_hidden_size, r.H, r.W);
+    conv_into(convs_[i], r, f);
+    feats.push_back(f);
+  }
+  // Fusion, deepest stage first. DPT: output = 2x the input; Depth Anything: the next map's size, last 2x.
+  // Every fused map keeps its own slot (the head may read any of them: head_in_index).
+  std::vector<Map> fused;
+  for (int64_t idx = 0; idx < S; ++idx) {
+    const Map& f = feats[S - 1 - idx];
+    const Map& base = idx == 0 ? f : fused.back();
+    int64_t oh = 2 * base.H, ow = 2 * base.W;
+    if (cfg_.kind == DepthNeckConfig::Kind::DepthAnything && idx != S - 1) {
+      oh = feats[S - 2 - idx].H;
+      ow = feats[S - 2 - idx].W;
+    }
+    Map o = view<Map>(wsp, kStageSlots + 3 * S + idx, f.B, f.C, oh, ow);
+    fusion_layer(fusion_[idx], base, idx == 0 ? nullptr : &f, o, wsp);
+    if (keep) out.fusion.push_back(to_tensor(o));
+    fused.push_back(o);
+  }
+  if (neck_ms) *neck_ms = ms_since(t0);
+  const auto t1 = std::chrono::steady_clock::now();
+  const int64_t hi = cfg_.head_in_index < 0 ? S + cfg_.head_in_index : cfg_.head_in_index;
+  out.predicted_depth = head(fused.at(static_cast<size_t>(hi)), ph, pw, wsp);
+  if (head_ms) *head_ms = ms_since(t1);
+  return out;
 }
 
 DepthNeckOutput DepthNeckHead::forward(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw) const {
-  DepthNeckOutput o;
-  o.reassemble = reassemble(hidden, ph, pw);
-  o.fusion = fuse(o.reassemble);
-  o.predicted_depth = head(o.fusion, ph, pw);
-  return o;
+  Workspace wsp;
+  return forward(hidden, ph, pw, wsp, true);
 }
 
 }  // namespace vtx::models

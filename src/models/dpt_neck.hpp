@@ -15,6 +15,7 @@
 #include "io/weights.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/gemm.hpp"
+#include "models/common.hpp"
 #include "vtx/tensor.hpp"
 
 namespace vtx::models {
@@ -47,8 +48,8 @@ struct DepthNeckConfig {
 };
 
 struct DepthNeckOutput {
-  std::vector<Tensor> reassemble;  // [B, neck_hidden_sizes[i], h_i, w_i]
-  std::vector<Tensor> fusion;      // [B, fusion_hidden_size, ...] in fusion order (deepest stage first)
+  std::vector<Tensor> reassemble;  // [B, neck_hidden_sizes[i], h_i, w_i]            (only with keep_intermediates)
+  std::vector<Tensor> fusion;      // [B, fusion_hidden_size, ...], deepest stage first (only with keep_intermediates)
   Tensor predicted_depth;          // [B, H', W']
 };
 
@@ -60,14 +61,18 @@ class DepthNeckHead {
   const DepthNeckConfig& config() const { return cfg_; }
 
   // hidden[i]: [B, 1 + ph*pw, backbone_hidden] token maps (cls first, patches row-major), one per stage.
+  // Activations live in `wsp` (slots >= kDepthSlot0), so a reused workspace allocates nothing after the first
+  // call at a given size. neck_ms / head_ms (optional) receive the wall time of the two parts.
+  DepthNeckOutput forward(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw, Workspace& wsp,
+                          bool keep_intermediates, double* neck_ms = nullptr, double* head_ms = nullptr) const;
+  // Convenience: a temporary workspace, intermediates kept.
   DepthNeckOutput forward(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw) const;
 
-  // The three parts of forward(), for timing.
-  std::vector<Tensor> reassemble(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw) const;
-  std::vector<Tensor> fuse(const std::vector<Tensor>& reassembled) const;  // applies neck.convs, then fusion
-  Tensor head(const std::vector<Tensor>& fused, int64_t ph, int64_t pw) const;
-
  private:
+  struct Map {  // an NCHW view into workspace memory
+    float* p = nullptr;
+    int64_t B = 0, C = 0, H = 0, W = 0;
+  };
   struct Reassemble {
     kernels::PackedWeight readout_w;  // [C, C]: the patch half of Linear(2C, C)
     std::vector<float> readout_wcls;  // [C, C]: the cls half (row-major [out, in])
@@ -85,9 +90,10 @@ class DepthNeckHead {
     ResidualUnit res1, res2;
   };
 
-  Tensor residual_unit(const ResidualUnit& u, const Tensor& x, const Tensor* add) const;
-  Tensor fusion_layer(const FusionLayer& l, const Tensor& hidden, const Tensor* residual, int64_t out_h,
-                      int64_t out_w) const;
+  Map reassemble(int64_t i, const Tensor& hidden, int64_t ph, int64_t pw, Workspace& wsp) const;
+  void fusion_layer(const FusionLayer& l, const Map& hidden, const Map* residual, const Map& out,
+                    Workspace& wsp) const;
+  Tensor head(const Map& x, int64_t ph, int64_t pw, Workspace& wsp) const;
 
   DepthNeckConfig cfg_;
   std::vector<Reassemble> reassemble_;
@@ -97,6 +103,9 @@ class DepthNeckHead {
   kernels::Conv2d head_projection_;  // DPT add_projection
   kernels::Conv2d head1_, head2_, head3_;
 };
+
+// First workspace slot used by the neck (the backbone uses the slots below).
+constexpr size_t kDepthSlot0 = kFirstModelSlot + 8;
 
 // Conv helpers shared by the depth models: conv(prefix + ".weight" [cout, cin, k, k], prefix + ".bias" [cout]).
 kernels::Conv2d load_conv2d(const io::WeightStore& ws, const std::string& prefix, int64_t cout, int64_t cin, int64_t k,
