@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <vector>
 
@@ -113,6 +114,14 @@ inline const Peak& peak() {
 // Peak for a run on `threads` threads.
 inline double peak_for(int threads) {
   return threads <= 1 ? peak().one : peak().all * std::min(threads, peak().threads) / peak().threads;
+}
+
+// CPU time of the calling thread (s). With other processes on the machine, GFLOP/s per CPU-second of a
+// single-threaded run is a contention-robust estimate of kernel efficiency (reported as *_cpu counters).
+inline double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
 }  // namespace vtx::bench

@@ -33,10 +33,14 @@ std::vector<float> rnd(size_t n, uint32_t seed) {
   return v;
 }
 
-void set_counters(benchmark::State& st, double flops, int threads) {
+void set_counters(benchmark::State& st, double flops, int threads, double cpu_s) {
   const double gf = flops * static_cast<double>(st.iterations()) / 1e9;
   st.counters["GFLOPS"] = benchmark::Counter(gf, benchmark::Counter::kIsRate);
   st.counters["pct_peak"] = benchmark::Counter(gf * 100.0 / vtx::bench::peak_for(threads), benchmark::Counter::kIsRate);
+  if (threads == 1 && cpu_s > 0) {
+    st.counters["GFLOPS_cpu"] = gf / cpu_s;
+    st.counters["pct_peak_cpu"] = gf / cpu_s * 100.0 / vtx::bench::peak_for(1);
+  }
 }
 
 void ensure_threads(int t) {
@@ -61,11 +65,12 @@ void BM_vtx(benchmark::State& st) {
     ep.residual = C.data();
     ep.ldr = N;
   }
+  const double c0 = vtx::bench::thread_cpu_seconds();
   for (auto _ : st) {
     linear(A.data(), M, K, pw, C.data(), N, ep);
     benchmark::ClobberMemory();
   }
-  set_counters(st, 2.0 * M * N * K, threads);
+  set_counters(st, 2.0 * M * N * K, threads, vtx::bench::thread_cpu_seconds() - c0);
 }
 
 #ifdef VTX_BENCH_HAVE_DNNL
@@ -73,11 +78,12 @@ void BM_onednn(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
   auto A = rnd(M * K, 1), W = rnd(N * K, 2);
   std::vector<float> C(M * N, 0.f);
+  const double c0 = vtx::bench::thread_cpu_seconds();
   for (auto _ : st) {
     dnnl_sgemm('N', 'T', M, N, K, 1.f, A.data(), K, W.data(), K, 0.f, C.data(), N);
     benchmark::ClobberMemory();
   }
-  set_counters(st, 2.0 * M * N * K, static_cast<int>(st.range(3)));
+  set_counters(st, 2.0 * M * N * K, static_cast<int>(st.range(3)), vtx::bench::thread_cpu_seconds() - c0);
 }
 #endif
 
@@ -87,11 +93,12 @@ void BM_openblas(benchmark::State& st) {
   openblas_set_num_threads(static_cast<int>(st.range(3)));
   auto A = rnd(M * K, 1), W = rnd(N * K, 2);
   std::vector<float> C(M * N, 0.f);
+  const double c0 = vtx::bench::thread_cpu_seconds();
   for (auto _ : st) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.f, A.data(), K, W.data(), K, 0.f, C.data(), N);
     benchmark::ClobberMemory();
   }
-  set_counters(st, 2.0 * M * N * K, static_cast<int>(st.range(3)));
+  set_counters(st, 2.0 * M * N * K, static_cast<int>(st.range(3)), vtx::bench::thread_cpu_seconds() - c0);
 }
 #endif
 
@@ -135,9 +142,11 @@ void shapes(benchmark::internal::Benchmark* b, bool with_ep) {
 
 BENCHMARK(BM_vtx)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, true); });
 #ifdef VTX_BENCH_HAVE_DNNL
-// oneDNN uses its own OpenMP threads (OMP_NUM_THREADS); only the 2-thread rows are comparable by default.
+// oneDNN uses its own OpenMP threads: the thr argument is only a label; run with OMP_NUM_THREADS=1 and
+// --benchmark_filter=onednn.*thr:1 (or OMP_NUM_THREADS=2 and thr:2) for comparable rows.
 BENCHMARK(BM_onednn)->Apply([](benchmark::internal::Benchmark* b) {
-  for (auto& s : kShapes) b->Args({s[0], s[1], s[2], 2, 0});
+  for (int t : {1, 2})
+    for (auto& s : kShapes) b->Args({s[0], s[1], s[2], t, 0});
   b->ArgNames({"M", "N", "K", "thr", "ep"})->Unit(benchmark::kMicrosecond)->MinTime(0.3)->UseRealTime();
 });
 #endif

@@ -205,7 +205,18 @@ void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int
     const float* src[MR];
     for (int r = 0; r < MR; ++r) src[r] = A + (m0 + t + std::min(r, rows - 1)) * lda + k0;
     if (rows == MR) {
-      for (int64_t k = 0; k < kc; ++k) {
+      // 8 k at a time: transpose 8 (6 real + 2 duplicate) rows x 8 k, store 8 floats per k with stride 6
+      // (each store's 2 extra floats are overwritten by the next k / next tile; the buffer has 8 floats slack).
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(src[i] + k);
+        r[6] = r[5];
+        r[7] = r[5];
+        transpose8x8(r);
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * 6, r[i]);
+      }
+      for (; k < kc; ++k) {
         dst[k * 6 + 0] = src[0][k];
         dst[k * 6 + 1] = src[1][k];
         dst[k * 6 + 2] = src[2][k];
@@ -232,7 +243,7 @@ void gemm_region(const float* A, int64_t lda, const float* Wp, int64_t N, int64_
   const int64_t npb = std::max<int64_t>(1, (pe - pb + tu.nc_panels - 1) / tu.nc_panels);
   const int64_t ncb = (pe - pb + npb - 1) / npb;
 
-  float* ap = t_apack.get(static_cast<size_t>(mcb * std::max<int64_t>(kcb, 1)));
+  float* ap = t_apack.get(static_cast<size_t>(mcb * std::max<int64_t>(kcb, 1) + 8));
   float* cbuf = nkb > 1 ? t_cbuf.get(static_cast<size_t>(mcb * ncb * NR)) : nullptr;
 
   for (int64_t m0 = mb; m0 < me; m0 += mcb) {

@@ -29,7 +29,7 @@ inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 struct Tuning {
-  int64_t kc = 256, mc = 192, nc_panels = 8;
+  int64_t kc = 256, mc = 96, nc_panels = 32;
   Tuning() {
     if (const char* e = std::getenv("VTX_GEMM512_KC")) kc = imax(16, std::atol(e));
     if (const char* e = std::getenv("VTX_GEMM512_MC")) mc = imax(MR, std::atol(e) / MR * MR);
@@ -207,18 +207,38 @@ VTX_AVX512_INLINE void kernel(const float* __restrict a, const float* __restrict
   }
 }
 
-void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
+VTX_AVX512 void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
   for (int64_t t = 0; t < mc; t += MR) {
     const int rows = static_cast<int>(imin(MR, mc - t));
     float* dst = ap + t * kc;
-    for (int r = 0; r < MR; ++r) {
-      if (r < rows) {
-        const float* src = A + (m0 + t + r) * lda + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
-      } else {
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = 0.f;
+    const float* src = A + (m0 + t) * lda + k0;
+    int64_t k = 0;
+    if (rows == MR) {
+      for (; k + 8 <= kc; k += 8) {  // 8x8 transposes
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lda + k);
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float* d = dst + k * MR;
+        _mm256_store_ps(d + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_store_ps(d + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_store_ps(d + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_store_ps(d + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_store_ps(d + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_store_ps(d + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_store_ps(d + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_store_ps(d + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
       }
     }
+    for (int r = 0; r < MR; ++r)
+      for (int64_t kk = k; kk < kc; ++kk) dst[kk * MR + r] = r < rows ? src[r * lda + kk] : 0.f;
   }
 }
 
