@@ -24,7 +24,7 @@ using namespace simd;
 
 namespace {
 
-constexpr int MR = 6, NR = 16, BK = 64;
+constexpr int MR = 6, NR = 16, BK = 128;
 
 struct Buf {
   float* p = nullptr;

@@ -22,7 +22,7 @@ namespace vtx::kernels::avx512 {
 
 namespace {
 
-constexpr int MR = 8, NR = 32, BK = 64;
+constexpr int MR = 8, NR = 32, BK = 128;
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 
