@@ -157,6 +157,8 @@ TEST(DepthCli, GrayAndInfernoVisualisations) {
   ASSERT_EQ(run(c.model_dir() + " " + img + " --out " + gray_dir + " --format safetensors --colormap gray", &log), 0)
       << log;
   Tensor depth = io::load_safetensors(gray_dir + "/" + stem + ".safetensors").at("depth");
+  // DPT-ViT end to end from the JPEG (square DPTImageProcessor resize to 96x96) equals transformers.
+  test::expect_close(depth, c.tensors.at("depth_at_original_size"), c.atol("depth_at_original_size"), "dpt-vit cli");
   Png g = read_png(gray_dir + "/" + stem + ".png");
   EXPECT_EQ(g.bit_depth, 8);
   EXPECT_EQ(g.width, 256);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "io/safetensors.hpp"
@@ -165,4 +166,72 @@ TEST(DepthNeck, DptReadoutVariantsDiffer) {
   for (auto& h : hidden)
     for (int64_t k = 0; k < h.dim(2); ++k) h.data<float>()[k] = 0.f;  // cls of batch 0 := 0
   EXPECT_EQ(test::compare(run("ignore"), run("add"), 0).max_abs, 0.0);
+}
+
+// use_batch_norm_in_fusion_residual: eval BatchNorm2d after each residual conv, folded into the conv at load.
+// (1) identity statistics reproduce the golden outputs (key names and wiring); (2) gamma 2, beta 0.5 equals a
+// BN-free checkpoint whose residual convs have weight * 2 and bias * 2 + 0.5.
+TEST(DepthNeck, BatchNormInFusionResidual) {
+  namespace fs = std::filesystem;
+  test::GoldenCase c = test::load_case("dpt-vit");
+  nlohmann::json cfgj = test::read_json(c.model_dir() + "/config.json");
+  auto all = io::load_safetensors(c.model_dir() + "/model.safetensors");
+  const int64_t F = cfgj["fusion_hidden_size"].get<int64_t>();
+  auto fill = [&](float v) {
+    Tensor t({F}, DType::F32);
+    for (int64_t i = 0; i < F; ++i) t.data<float>()[i] = v;
+    return t;
+  };
+  auto write = [&](const std::string& name, const std::map<std::string, Tensor>& tensors, bool bn) {
+    const std::string dir = test::temp_dir() + "/" + name;
+    fs::create_directories(dir);
+    nlohmann::json j = cfgj;
+    j["use_batch_norm_in_fusion_residual"] = bn;
+    j["use_bias_in_fusion_residual"] = true;
+    std::ofstream(dir + "/config.json") << j.dump();
+    std::vector<std::pair<std::string, Tensor>> v(tensors.begin(), tensors.end());
+    io::save_safetensors(dir + "/model.safetensors", v);
+    auto ws = io::WeightStore::open(dir);
+    return DepthNeckHead(DepthNeckConfig::from_json(j, dir), *ws);
+  };
+  auto with_bn = [&](float gamma, float beta) {
+    std::map<std::string, Tensor> t = all;
+    for (int l = 0; l < 4; ++l)
+      for (int r = 1; r <= 2; ++r)
+        for (int b = 1; b <= 2; ++b) {
+          const std::string p = "neck.fusion_stage.layers." + std::to_string(l) + ".residual_layer" +
+                                std::to_string(r) + ".batch_norm" + std::to_string(b) + ".";
+          t[p + "weight"] = fill(gamma);
+          t[p + "bias"] = fill(beta);
+          t[p + "running_mean"] = fill(0.f);
+          t[p + "running_var"] = fill(1.f - 1e-5f);
+        }
+    return t;
+  };
+  std::vector<Tensor> hidden;
+  for (int i = 0; i < 4; ++i) hidden.push_back(c.tensors.at("feature_maps." + std::to_string(i)));
+
+  // (1) identity
+  DepthNeckHead id = write("bn-identity", with_bn(1.f, 0.f), true);
+  models::DepthNeckOutput o = id.forward(hidden, 6, 6);
+  for (int i = 0; i < 4; ++i)
+    test::expect_close(o.fusion[i], c.tensors.at("neck.fusion." + std::to_string(i)),
+                       c.atol("neck.fusion." + std::to_string(i)), "identity BN fusion " + std::to_string(i));
+  test::expect_close(o.predicted_depth, c.tensors.at("predicted_depth"), c.atol("predicted_depth"), "identity BN");
+
+  // (2) scaled BN vs pre-scaled weights
+  DepthNeckHead bn = write("bn-scaled", with_bn(2.f, 0.5f), true);
+  std::map<std::string, Tensor> scaled = all;
+  for (auto& [k, v] : scaled) {
+    if (k.find(".residual_layer") == std::string::npos) continue;
+    v = v.clone();
+    float* p = v.data<float>();
+    const bool is_bias = k.size() > 5 && k.compare(k.size() - 5, 5, ".bias") == 0;
+    for (int64_t i = 0; i < v.numel(); ++i) p[i] = is_bias ? p[i] * 2.f + 0.5f : p[i] * 2.f;
+  }
+  DepthNeckHead ref = write("bn-reference", scaled, false);
+  models::DepthNeckOutput a = bn.forward(hidden, 6, 6), b = ref.forward(hidden, 6, 6);
+  const double tol = 1e-5 * std::max(1.0, test::compare(b.predicted_depth, Tensor({1, 96, 96}, DType::F32), 0).max_abs);
+  test::expect_close(a.predicted_depth, b.predicted_depth, tol, "scaled BN vs scaled weights");
+  EXPECT_GT(test::compare(a.predicted_depth, o.predicted_depth, 0).max_abs, 1e-2) << "BN had no effect";
 }
