@@ -134,8 +134,8 @@ void shapes(benchmark::internal::Benchmark* b, bool with_ep) {
   for (int t : {1, 2})
     for (auto& s : kShapes) {
       b->Args({s[0], s[1], s[2], t, 0});
-      if (with_ep && t == 2 && s[1] > s[2] && s[0] > 1) b->Args({s[0], s[1], s[2], t, 1});  // fc1-like: bias+GELU
-      if (with_ep && t == 2 && s[1] < s[2]) b->Args({s[0], s[1], s[2], t, 2});  // fc2-like: bias+ls+residual
+      if (with_ep && s[1] > s[2] && s[0] > 1) b->Args({s[0], s[1], s[2], t, 1});  // fc1-like: bias+GELU
+      if (with_ep && s[1] < s[2]) b->Args({s[0], s[1], s[2], t, 2});  // fc2-like: bias+ls+residual
     }
   b->ArgNames({"M", "N", "K", "thr", "ep"})->Unit(benchmark::kMicrosecond)->MinTime(0.3)->UseRealTime();
 }
