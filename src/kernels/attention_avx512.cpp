@@ -140,21 +140,21 @@ void pack_kv(const Ctx& c, int64_t b, int64_t h, float* kp, float* vp) {
     for (int64_t jj = 0; jj < NR; ++jj) {
       const int64_t j = p * NR + jj;
       float* dst = kp + p * a.dh * NR + jj;
-      const float* src = base + j * c.ld + c.D + h * a.dh;
-      for (int64_t d = 0; d < a.dh; ++d) dst[d * NR] = j < a.T ? src[d] : 0.f;
+      const float* src = j < a.T ? base + j * c.ld + c.D + h * a.dh : nullptr;
+      for (int64_t d = 0; d < a.dh; ++d) dst[d * NR] = src ? src[d] : 0.f;
     }
   for (int64_t j = 0; j < c.tpad; ++j) {
     float* dst = vp + j * c.dhp;
-    const float* src = base + j * c.ld + 2 * c.D + h * a.dh;
-    for (int64_t d = 0; d < c.dhp; ++d) dst[d] = (j < a.T && d < a.dh) ? src[d] : 0.f;
+    const float* src = j < a.T ? base + j * c.ld + 2 * c.D + h * a.dh : nullptr;
+    for (int64_t d = 0; d < c.dhp; ++d) dst[d] = (src && d < a.dh) ? src[d] : 0.f;
   }
 }
 
 void pack_q(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float* qp) {
   const AttentionArgs& a = *c.a;
   for (int r = 0; r < MR; ++r) {
-    const float* src = a.qkv + (b * a.T + i0 + r) * c.ld + h * a.dh;
-    for (int64_t d = 0; d < a.dh; ++d) qp[d * MR + r] = r < rows ? src[d] * c.scale : 0.f;
+    const float* src = r < rows ? a.qkv + (b * a.T + i0 + r) * c.ld + h * a.dh : nullptr;
+    for (int64_t d = 0; d < a.dh; ++d) qp[d * MR + r] = src ? src[d] * c.scale : 0.f;
   }
 }
 
