@@ -4,17 +4,18 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "cli_load_options.hpp"
 #include "cli_images.hpp"
 #include "vtx/pipeline.hpp"
 
 namespace vtx::cli {
 
 static int cmd_classify(const Args& args) {
-  ArgParser p(args, {"--top-k", "--batch", "--threads", "--max-pixels"}, {"--json", "--no-exif-transpose"});
+  ArgParser p(args, {"--top-k", "--batch", "--threads", "--max-pixels", "--dtype", "--quantize"}, {"--json", "--no-exif-transpose"});
   if (p.positional().size() < 2)
-    throw CliError("usage: vtx classify MODEL_DIR IMG|DIR... [--top-k 5] [--batch N] [--json] [--threads N]");
+    throw CliError("usage: vtx classify MODEL_DIR IMG|DIR... [--top-k 5] [--batch N] [--json] [--threads N] [--dtype f32|f16|bf16] [--quantize int8|int4]");
   if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
-  Pipeline pipe = Pipeline::load(p.positional()[0]);
+  Pipeline pipe = Pipeline::load(p.positional()[0], load_options(p));
   if (pipe.model().info().task != "classify")
     throw Error(p.positional()[0] + ": " + pipe.model().info().architecture + " is not an image classifier");
   const int top_k = p.get_int("--top-k", 5), batch = p.get_int("--batch", 1);

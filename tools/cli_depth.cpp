@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "cli.hpp"
+#include "cli_load_options.hpp"
 #include "io/safetensors.hpp"
 #include "models/depth.hpp"
 #include "vtx/image.hpp"
@@ -150,12 +151,12 @@ std::string fmt(double v) {
 }
 
 int cmd_depth(const Args& args) {
-  ArgParser p(args, {"--out", "--format", "--colormap", "--threads"}, {});
+  ArgParser p(args, {"--out", "--format", "--colormap", "--threads", "--dtype", "--quantize"}, {});
   const auto& pos = p.positional();
   if (pos.size() < 2 || !p.has("--out"))
     throw CliError(
         "usage: vtx depth MODEL_DIR IMAGE|DIR... --out DIR [--format npy|safetensors|png16[,...]] "
-        "[--colormap inferno|gray] [--threads N]");
+        "[--colormap inferno|gray] [--threads N] [--dtype f32|f16|bf16] [--quantize int8|int4]");
   // formats
   std::set<std::string> formats;
   {
@@ -197,7 +198,7 @@ int cmd_depth(const Args& args) {
     if (!stems.insert(in.stem().string()).second)
       throw CliError("two inputs are named '" + in.stem().string() + "': outputs would collide");
 
-  auto model = Model::load(model_dir);
+  auto model = Model::load(model_dir, load_options(p));
   if (model->info().task != "depth")
     throw CliError(model_dir + ": not a depth model (" + model->info().architecture + ")");
   auto proc = ImageProcessor::from_pretrained(model_dir);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "cli_load_options.hpp"
 #include "cli_images.hpp"
 #include "io/npy.hpp"
 #include "io/safetensors.hpp"
@@ -13,9 +14,9 @@
 namespace vtx::cli {
 
 static int cmd_embed(const Args& args) {
-  ArgParser p(args, {"--pool", "--batch", "--out", "--threads", "--max-pixels"}, {"--no-exif-transpose"});
+  ArgParser p(args, {"--pool", "--batch", "--out", "--threads", "--max-pixels", "--dtype", "--quantize"}, {"--no-exif-transpose"});
   if (p.positional().size() < 2 || !p.has("--out"))
-    throw CliError("usage: vtx embed MODEL_DIR IMG|DIR... [--pool cls|mean|cls+mean|patch|tokens|pooler] [--batch N] --out FILE.npy|.safetensors|.jsonl");
+    throw CliError("usage: vtx embed MODEL_DIR IMG|DIR... [--pool cls|mean|cls+mean|patch|tokens|pooler] [--batch N] --out FILE.npy|.safetensors|.jsonl [--dtype f32|f16|bf16] [--quantize int8|int4]");
   const std::string out = p.get("--out");
   const std::string ext = std::filesystem::path(out).extension().string();
   if (ext != ".npy" && ext != ".safetensors" && ext != ".jsonl")
@@ -23,7 +24,7 @@ static int cmd_embed(const Args& args) {
   const std::string pool_name = p.get("--pool", "cls");
   const Pool pool = parse_pool(pool_name);
   if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
-  Pipeline pipe = Pipeline::load(p.positional()[0]);
+  Pipeline pipe = Pipeline::load(p.positional()[0], load_options(p));
   ImageLoadOptions lo;
   lo.exif_transpose = !p.has("--no-exif-transpose");
   if (p.has("--max-pixels")) lo.max_pixels = p.get_int("--max-pixels", 0);

@@ -2,14 +2,15 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "cli_load_options.hpp"
 #include "vtx/model.hpp"
 
 namespace vtx::cli {
 
 static int cmd_info(const Args& args) {
-  ArgParser p(args, {}, {"--labels"});
-  if (p.positional().size() != 1) throw CliError("usage: vtx info MODEL_DIR [--labels]");
-  auto m = Model::load(p.positional()[0]);
+  ArgParser p(args, {"--dtype", "--quantize"}, {"--labels"});
+  if (p.positional().size() != 1) throw CliError("usage: vtx info MODEL_DIR [--labels] [--dtype f32|f16|bf16] [--quantize int8|int4]");
+  auto m = Model::load(p.positional()[0], load_options(p));
   const ModelInfo& i = m->info();
   std::cout << "architecture: " << i.architecture << "\n"
             << "model_type: " << i.model_type << "\n"

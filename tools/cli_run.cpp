@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "cli_load_options.hpp"
 #include "cli_common.hpp"
 #include "io/safetensors.hpp"
 #include "cli_images.hpp"
@@ -10,14 +11,14 @@
 namespace vtx::cli {
 
 static int cmd_run(const Args& args) {
-  ArgParser p(args, {"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos", "--threads"},
+  ArgParser p(args, {"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos", "--threads", "--dtype", "--quantize"},
               {"--hidden-states", "--attentions", "--interpolate-pos-encoding", "--no-exif-transpose"});
   if (p.positional().size() != 1 || !p.has("--out") || p.has("--pixel-values") == p.has("--image"))
     throw CliError(
         "usage: vtx run MODEL_DIR (--pixel-values IN.safetensors[:KEY] | --image IMG...) --out OUT.safetensors [--hidden-states] "
-        "[--attentions] [--interpolate-pos-encoding] [--head-mask FILE:KEY] [--bool-masked-pos FILE:KEY] [--threads N]");
+        "[--attentions] [--interpolate-pos-encoding] [--head-mask FILE:KEY] [--bool-masked-pos FILE:KEY] [--threads N] [--dtype f32|f16|bf16] [--quantize int8|int4]");
   if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
-  auto model = Model::load(p.positional()[0]);
+  auto model = Model::load(p.positional()[0], load_options(p));
   Tensor pv;
   if (p.has("--image")) {  // load_image + the folder's image processor, as the HF pipelines do
     ImageLoadOptions lo;

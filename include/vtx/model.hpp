@@ -32,11 +32,18 @@ struct ModelInfo {
   std::map<std::string, int64_t> dtype_counts;    // checkpoint dtype -> number of tensors
   std::vector<std::string> id2label;              // index -> label (classifiers), empty otherwise
   std::vector<std::string> out_features;          // backbones
-  std::string quantization;                       // "" (none), later "int8", "int4", ...
+  std::string quantization;                       // encoder linears: "" (f32), "f16", "bf16", "int8", "int4"
 };
 
 struct LoadOptions {
-  // reserved for reduced precision / quantization at load ("f32", "f16", "bf16", "int8", "int4")
+  // Precision of the encoder linear layers (fused q/k/v, attention output, MLP; docs/quantization.md):
+  //   ""              keep the checkpoint's: F16/BF16 weights stay half in memory (converted to f32 inside the
+  //                   GEMM), F32 stays f32, a `vtx quantize` folder loads as quantized;
+  //   "f32", "f16", "bf16"  convert at load (computation stays f32);
+  //   "int8"          int8 per-output-channel weights, dynamic per-token int8 activations, int32 accumulation;
+  //   "int4"          int4 weight-only, groups of 128 along the input dimension (torchao Int4WeightOnlyConfig).
+  // Patch embedding, poolers, classifier heads, MIM decoders and depth necks/heads always stay f32; so do
+  // LayerNorm, softmax/attention, residuals and activations.
   std::string dtype;
 };
 
@@ -103,6 +110,15 @@ class Session {
 // FLOPs (2 x multiply-adds of every matmul and the patch convolution) of one image at H x W through the
 // transformer trunk and its classifier, as shared/bench/flops.py counts them. Depth necks/heads are not counted.
 double forward_flops(const ModelInfo& info, int64_t height, int64_t width);
+
+// `vtx quantize`: writes OUT_DIR with config.json (+ "quantization_config"), model.safetensors (the encoder
+// linears as F16/BF16, or I8 / U8-nibbles + weight_scale [+ weight_zero_point]; every other tensor unchanged)
+// and preprocessor_config.json, loadable by Model::load without the original. to: "f16", "bf16", "int8", "int4".
+struct QuantizeReport {
+  int64_t modules = 0;                   // linear layers converted
+  int64_t bytes_in = 0, bytes_out = 0;   // model.safetensors sizes (input: sum of its files)
+};
+QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& out_dir, const std::string& to);
 
 // Number of threads used by the kernels (default: VTX_NUM_THREADS or hardware concurrency).
 void set_num_threads(int n);

@@ -79,6 +79,18 @@ Tensor WeightStore::f32(const std::string& key, const std::vector<int64_t>& expe
   return it->second->load(key, true);
 }
 
+DType WeightStore::dtype(const std::string& key) const {
+  auto it = where_.find(key);
+  if (it == where_.end()) throw Error(file_of(key) + ": missing tensor '" + key + "'");
+  return it->second->info(key).dtype;
+}
+
+Tensor WeightStore::raw(const std::string& key) const {
+  auto it = where_.find(key);
+  if (it == where_.end()) throw Error(file_of(key) + ": missing tensor '" + key + "'");
+  return it->second->load(key, false);
+}
+
 std::vector<std::string> WeightStore::keys() const {
   std::vector<std::string> k;
   for (const auto& [n, f] : where_) k.push_back(n);

@@ -25,6 +25,19 @@ class WeightStore {
   std::vector<std::string> keys() const;
   const std::string& dir() const { return dir_; }
 
+  DType dtype(const std::string& key) const;     // as stored; throws (naming file and key) when missing
+  Tensor raw(const std::string& key) const;       // a copy as stored (any dtype)
+
+  // Precision wanted for the encoder linear weights, set by Model::load from LoadOptions::dtype and the
+  // folder's quantization_config; read by models::Linear::load. dtype "" keeps the checkpoint's precision
+  // (F16/BF16 stay half, everything else f32); "f32", "f16", "bf16", "int8", "int4" convert at load.
+  struct LinearPrecision {
+    std::string dtype;
+    int64_t group_size = 128;  // int4 groups along K
+  };
+  void set_linear_precision(const LinearPrecision& p) { linear_precision_ = p; }
+  const LinearPrecision& linear_precision() const { return linear_precision_; }
+
   int64_t num_parameters() const;
   std::map<std::string, int64_t> dtype_counts() const;  // "F32" -> number of tensors
 
@@ -32,6 +45,7 @@ class WeightStore {
   std::string dir_;
   std::vector<std::unique_ptr<SafeTensorsFile>> files_;
   std::map<std::string, const SafeTensorsFile*> where_;
+  LinearPrecision linear_precision_;
 };
 
 }  // namespace vtx::io

@@ -1,5 +1,6 @@
 #include "models/common.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 
@@ -46,21 +47,140 @@ kernels::Act parse_act(const Config& c, const std::string& key, const std::strin
   throw Error(c.path + ": unsupported " + key + " \"" + a + "\"");
 }
 
+bool is_quantizable_linear(const std::string& prefix) {
+  static const char* names[] = {"attention.attention.query", "attention.attention.key", "attention.attention.value",
+                                "attention.output.dense",    "intermediate.dense",      "output.dense",
+                                "mlp.fc1",                   "mlp.fc2",                 "mlp.weights_in",
+                                "mlp.weights_out"};
+  // "<...>layer.<digits>.<name>" (the prefix may start with "layer." itself)
+  for (const char* n : names) {
+    const std::string name(n);
+    if (prefix.size() <= name.size() + 1 || prefix.compare(prefix.size() - name.size(), name.size(), name) != 0 ||
+        prefix[prefix.size() - name.size() - 1] != '.')
+      continue;
+    size_t e = prefix.size() - name.size() - 1, b = e;  // digits in [b, e)
+    while (b > 0 && std::isdigit(static_cast<unsigned char>(prefix[b - 1]))) --b;
+    if (b == e || b < 6 || prefix.compare(b - 6, 6, "layer.") != 0) continue;
+    if (b > 6 && prefix[b - 7] != '.') continue;
+    return true;
+  }
+  return false;
+}
+
+static std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
+                        kernels::QuantData* q, std::vector<float>* f32) {
+  using kernels::WType;
+  const std::string key = prefix + ".weight";
+  const DType stored = ws.dtype(key);
+  auto raw_checked = [&](const std::string& k, DType dt, const std::vector<int64_t>& shape) {
+    if (ws.dtype(k) != dt)
+      throw Error(ws.file_of(k) + ": tensor '" + k + "' has dtype " + dtype_name(ws.dtype(k)) + ", expected " +
+                  dtype_name(dt));
+    if (ws.shape(k) != shape)
+      throw Error(ws.file_of(k) + ": tensor '" + k + "' has shape " + shape_str(ws.shape(k)) + ", expected " +
+                  shape_str(shape));
+    return ws.raw(k);
+  };
+  auto f32_checked = [&](const std::string& k, const std::vector<int64_t>& shape) {
+    if (ws.dtype(k) != DType::F32)
+      throw Error(ws.file_of(k) + ": tensor '" + k + "' has dtype " + dtype_name(ws.dtype(k)) + ", expected F32");
+    return ws.f32(k, shape);
+  };
+  if (stored == DType::I8 || stored == DType::U8) {  // written by `vtx quantize`
+    if (!is_quantizable_linear(prefix))
+      throw Error(ws.file_of(key) + ": tensor '" + key + "' is quantized, but vtx keeps this layer in f32");
+    q->N = out;
+    q->K = in;
+    if (stored == DType::I8) {
+      q->type = WType::Int8;
+      Tensor w = raw_checked(key, DType::I8, {out, in});
+      q->i8.assign(w.data<int8_t>(), w.data<int8_t>() + w.numel());
+      Tensor s = f32_checked(prefix + ".weight_scale", {out});
+      q->scale.assign(s.data<float>(), s.data<float>() + out);
+    } else {
+      q->type = WType::Int4;
+      q->group = ws.linear_precision().group_size;
+      const int64_t G = q->groups();
+      Tensor w = raw_checked(key, DType::U8, {out, (in + 1) / 2});
+      q->u4.assign(w.data<uint8_t>(), w.data<uint8_t>() + w.numel());
+      Tensor s = f32_checked(prefix + ".weight_scale", {out, G});
+      Tensor z = f32_checked(prefix + ".weight_zero_point", {out, G});
+      q->scale.assign(s.data<float>(), s.data<float>() + out * G);
+      q->zero.assign(z.data<float>(), z.data<float>() + out * G);
+    }
+    const std::string err = kernels::validate(*q);
+    if (!err.empty()) throw Error(ws.file_of(key) + ": tensor '" + key + "': " + err);
+    return true;
+  }
+  Tensor w = ws.f32(key, {out, in});
+  WType t = WType::F32;
+  if (is_quantizable_linear(prefix)) {
+    const std::string& want = ws.linear_precision().dtype;
+    if (want.empty()) {
+      t = stored == DType::F16 ? WType::F16 : stored == DType::BF16 ? WType::BF16 : WType::F32;
+    } else if (!kernels::parse_wtype(want, &t)) {
+      throw Error(ws.dir() + ": unknown load dtype \"" + want + "\" (f32, f16, bf16, int8, int4)");
+    }
+  }
+  if (t == WType::F32) {
+    f32->assign(w.data<float>(), w.data<float>() + w.numel());
+    return false;
+  }
+  *q = kernels::quantize(w.data<float>(), out, in, t, ws.linear_precision().group_size);
+  return true;
+}
+
 Linear Linear::load(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in, bool has_bias) {
+  return load_stacked(ws, {prefix}, out, in, has_bias);
+}
+
+Linear Linear::load_stacked(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out_each,
+                            int64_t in, bool has_bias) {
   Linear l;
   l.in = in;
-  l.out = out;
-  Tensor w = ws.f32(prefix + ".weight", {out, in});
-  l.w = kernels::PackedWeight::pack(w.data<float>(), out, in);
-  if (has_bias || ws.has(prefix + ".bias")) {
-    Tensor b = ws.f32(prefix + ".bias", {out});
-    l.bias.assign(b.data<float>(), b.data<float>() + out);
+  l.out = out_each * static_cast<int64_t>(prefixes.size());
+  std::vector<kernels::QuantData> qs(prefixes.size());
+  std::vector<float> wf, part;
+  std::vector<float> b(static_cast<size_t>(l.out), 0.f);
+  bool any_q = false, any_f = false, any_bias = false;
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    part.clear();
+    const bool isq = load_linear_weight(ws, prefixes[i], out_each, in, &qs[i], &part);
+    any_q |= isq;
+    any_f |= !isq;
+    wf.insert(wf.end(), part.begin(), part.end());
+    if (has_bias || ws.has(prefixes[i] + ".bias")) {
+      Tensor bi = ws.f32(prefixes[i] + ".bias", {out_each});
+      std::copy(bi.data<float>(), bi.data<float>() + out_each, b.begin() + static_cast<int64_t>(i) * out_each);
+      any_bias = true;
+    }
   }
+  if (any_q && any_f) throw Error(ws.file_of(prefixes[0] + ".weight") + ": '" + prefixes[0] +
+                                  "' and the layers fused with it are stored in different precisions");
+  if (any_q) {
+    std::vector<const kernels::QuantData*> parts;
+    for (const auto& q : qs) parts.push_back(&q);
+    for (const auto* q : parts)
+      if (q->type != parts[0]->type)
+        throw Error(ws.file_of(prefixes[0] + ".weight") + ": '" + prefixes[0] +
+                    "' and the layers fused with it are stored in different precisions");
+    l.qw = kernels::QuantWeight::pack(parts.size() == 1 ? *parts[0] : kernels::concat_rows(parts));
+  } else {
+    l.w = kernels::PackedWeight::pack(wf.data(), l.out, in);
+  }
+  if (any_bias) l.bias = std::move(b);
   return l;
 }
 
 void Linear::operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep) const {
   ep.bias = bias.empty() ? nullptr : bias.data();
+  if (!qw.empty()) return kernels::linear_q(x, M, in, qw, y, out, ep);
   kernels::linear(x, M, in, w, y, out, ep);
 }
 

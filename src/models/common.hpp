@@ -7,6 +7,7 @@
 
 #include "io/weights.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/qgemm.hpp"
 #include "vtx/error.hpp"
 #include "vtx/model.hpp"
 
@@ -45,15 +46,35 @@ class Workspace {
 // Workspace slots: 0..4 encoder, 5..7 embeddings, >= kFirstModelSlot models.
 constexpr size_t kFirstModelSlot = 8;
 
+// The linear layers that run in reduced precision (LoadOptions::dtype, F16/BF16 checkpoints, vtx-quantized
+// folders): every encoder nn.Linear, i.e. "<...>.layer.<i>.<name>" with <name> one of
+// attention.attention.{query,key,value}, attention.output.dense, intermediate.dense, output.dense,
+// mlp.{fc1,fc2,weights_in,weights_out}. Patch embedding, poolers, classifier heads, MIM decoders and DPT necks
+// stay f32. `vtx quantize` uses the same rule.
+bool is_quantizable_linear(const std::string& prefix);
+
 struct Linear {
-  kernels::PackedWeight w;
+  kernels::PackedWeight w;   // f32 weight (empty when qw is used)
+  kernels::QuantWeight qw;   // f16 / bf16 / int8 / int4 weight (encoder linears, see is_quantizable_linear)
   std::vector<float> bias;  // empty: no bias
   int64_t in = 0, out = 0;
-  // Loads "<prefix>.weight" [out, in] and "<prefix>.bias" [out] (bias optional when has_bias is false).
+  // Loads "<prefix>.weight" [out, in] and "<prefix>.bias" [out] (bias optional when has_bias is false), in the
+  // precision ws.linear_precision() asks for when is_quantizable_linear(prefix); a vtx-quantized weight (I8 /
+  // U8 + weight_scale [+ weight_zero_point]) is loaded as stored.
   static Linear load(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in, bool has_bias = true);
+  // Layers sharing the input stacked along the output (fused q/k/v): rows of prefixes[0], then [1], ...
+  // Missing biases are zeros when at least one layer has one.
+  static Linear load_stacked(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out_each,
+                             int64_t in, bool has_bias = true);
+  kernels::WType wtype() const { return qw.empty() ? kernels::WType::F32 : qw.type(); }
   // y[M, out] = x[M, in] W^T + b, then the epilogue's act / scale / residual.
   void operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep = {}) const;
 };
+
+// Reads the weight of one quantizable linear in the precision `type` (F32: not quantized, returns false).
+// Pre-quantized (I8 / U8) tensors are validated against [out, in] and group_size; errors name file and key.
+bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
+                        kernels::QuantData* q, std::vector<float>* f32);
 
 struct LayerNorm {
   std::vector<float> gamma, beta;

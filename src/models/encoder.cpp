@@ -52,22 +52,7 @@ Encoder::Encoder(const io::WeightStore& ws, const std::string& prefix, const Enc
     L.norm1 = LayerNorm::load(ws, p + keys.norm1, D, cfg.eps);
     L.norm2 = LayerNorm::load(ws, p + keys.norm2, D, cfg.eps);
     // Q, K, V are fused into one [3D, D] projection at load; the HF keys stay the source of truth.
-    std::vector<float> w(static_cast<size_t>(3 * D * D)), b(static_cast<size_t>(3 * D), 0.f);
-    const std::string* qkv[3] = {&keys.q, &keys.k, &keys.v};
-    bool any_bias = false;
-    for (int i = 0; i < 3; ++i) {
-      Tensor wi = ws.f32(p + *qkv[i] + ".weight", {D, D});
-      std::memcpy(w.data() + i * D * D, wi.data<float>(), static_cast<size_t>(D * D) * sizeof(float));
-      if (cfg.qkv_bias || ws.has(p + *qkv[i] + ".bias")) {
-        Tensor bi = ws.f32(p + *qkv[i] + ".bias", {D});
-        std::memcpy(b.data() + i * D, bi.data<float>(), static_cast<size_t>(D) * sizeof(float));
-        any_bias = true;
-      }
-    }
-    L.qkv.in = D;
-    L.qkv.out = 3 * D;
-    L.qkv.w = kernels::PackedWeight::pack(w.data(), 3 * D, D);
-    if (any_bias) L.qkv.bias = std::move(b);
+    L.qkv = Linear::load_stacked(ws, {p + keys.q, p + keys.k, p + keys.v}, D, D, cfg.qkv_bias);
     L.o = Linear::load(ws, p + keys.o, D, D);
     if (cfg.swiglu) {
       L.fc1 = Linear::load(ws, p + keys.swiglu_in, 2 * cfg.mlp_hidden, D);

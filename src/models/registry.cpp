@@ -13,8 +13,9 @@ namespace vtx {
 Model::~Model() = default;
 
 std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& opt) {
-  if (!opt.dtype.empty() && opt.dtype != "f32")
-    throw Error(dir + ": load dtype \"" + opt.dtype + "\" is not supported yet (only f32)");
+  kernels::WType want = kernels::WType::F32;
+  if (!opt.dtype.empty() && !kernels::parse_wtype(opt.dtype, &want))
+    throw Error(dir + ": unknown load dtype \"" + opt.dtype + "\" (f32, f16, bf16, int8, int4)");
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder");
   const std::string cpath = (fs::path(dir) / "config.json").string();
   std::ifstream f(cpath);
@@ -33,9 +34,13 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
   if (std::find(known.begin(), known.end(), type) == known.end())
     throw Error(cpath + ": unknown model_type \"" + type + "\" (supported: vit, deit, dinov2, dinov2_with_registers, dpt, depth_anything)");
   auto ws = io::WeightStore::open(dir);
-  if (type == "vit" || type == "deit") return models::make_vit(c, std::move(ws));
-  if (type == "dinov2" || type == "dinov2_with_registers") return models::make_dinov2(c, std::move(ws));
-  return models::make_depth_model(c.j, std::move(ws), dir);
+  const std::string quant = models::setup_linear_precision(c, *ws, opt);
+  std::shared_ptr<Model> m;
+  if (type == "vit" || type == "deit") m = models::make_vit(c, std::move(ws));
+  else if (type == "dinov2" || type == "dinov2_with_registers") m = models::make_dinov2(c, std::move(ws));
+  else m = models::make_depth_model(c.j, std::move(ws), dir);
+  m->info_.quantization = quant;
+  return m;
 }
 
 ModelOutput Model::forward(const Tensor& pixel_values, const ForwardOptions& opt) const {
@@ -88,6 +93,53 @@ std::string architecture_of(const Config& c) {
 
 std::string base_prefix(const io::WeightStore& ws, const std::string& base, const std::string& probe) {
   if (ws.has(base + "." + probe)) return base + ".";
+  return "";
+}
+
+std::string setup_linear_precision(const Config& c, io::WeightStore& ws, const LoadOptions& opt) {
+  io::WeightStore::LinearPrecision prec;
+  prec.dtype = opt.dtype;
+  // A folder written by `vtx quantize` (docs/quantization.md): config.json "quantization_config".
+  std::string stored;  // "int8" / "int4": the encoder linears are stored quantized
+  if (c.has("quantization_config")) {
+    const Config q = c.sub("quantization_config");
+    if (q.s("quant_method", "") != "vtx")
+      throw Error(c.path + ": quantization_config.quant_method \"" + q.s("quant_method", "") +
+                  "\" is not supported (vtx loads its own \"vtx\" format, see `vtx quantize`)");
+    const std::string w = q.s("weights", "");
+    kernels::WType t;
+    if (!kernels::parse_wtype(w, &t) || t == kernels::WType::F32)
+      throw Error(c.path + ": quantization_config.weights \"" + w + "\" is not one of f16, bf16, int8, int4");
+    prec.group_size = q.i("group_size", kernels::kInt4Group);
+    if (prec.group_size <= 0) throw Error(c.path + ": quantization_config.group_size must be positive");
+    if (t == kernels::WType::Int8 || t == kernels::WType::Int4) stored = w;
+    if (q.has("modules")) {
+      if (!q.j["modules"].is_array()) throw Error(c.path + ": quantization_config.modules is not an array");
+      const DType dt = t == kernels::WType::Int8 ? DType::I8 : t == kernels::WType::Int4 ? DType::U8
+                       : t == kernels::WType::F16 ? DType::F16 : DType::BF16;
+      for (const auto& mod : q.j["modules"]) {
+        if (!mod.is_string()) throw Error(c.path + ": quantization_config.modules holds a non-string");
+        const std::string key = mod.get<std::string>() + ".weight";
+        if (!ws.has(key)) throw Error(ws.file_of(key) + ": missing tensor '" + key + "' (listed in " + c.path + ")");
+        if (ws.dtype(key) != dt)
+          throw Error(ws.file_of(key) + ": tensor '" + key + "' has dtype " + dtype_name(ws.dtype(key)) + ", " +
+                      c.path + " says " + w + " (" + dtype_name(dt) + ")");
+      }
+    }
+    if (!stored.empty() && !opt.dtype.empty() && opt.dtype != stored)
+      throw Error(ws.dir() + ": the checkpoint is quantized to " + stored + "; it cannot be loaded as " + opt.dtype);
+    if (prec.dtype.empty()) prec.dtype = stored.empty() ? "" : stored;
+  }
+  ws.set_linear_precision(prec);
+  if (!prec.dtype.empty()) return prec.dtype == "f32" ? "" : prec.dtype;
+  // Default: F16/BF16 encoder linears are kept in their precision.
+  std::map<DType, int64_t> n;
+  for (const auto& k : ws.keys())
+    if (k.size() > 7 && k.compare(k.size() - 7, 7, ".weight") == 0 && is_quantizable_linear(k.substr(0, k.size() - 7)))
+      ++n[ws.dtype(k)];
+  if (n.size() == 1 && n.begin()->first == DType::F16) return "f16";
+  if (n.size() == 1 && n.begin()->first == DType::BF16) return "bf16";
+  if (n.count(DType::F16) || n.count(DType::BF16)) return "mixed (f16/bf16 kept per layer)";
   return "";
 }
 

@@ -21,6 +21,10 @@ std::string architecture_of(const Config& c);  // architectures[0], or "" when a
 // "" or "<base>." depending on whether the checkpoint keys carry the base-model prefix (HF loads both ways).
 std::string base_prefix(const io::WeightStore& ws, const std::string& base, const std::string& probe = "embeddings.cls_token");
 
+// Reads quantization_config / LoadOptions::dtype, validates them and tells the WeightStore what precision the
+// encoder linears get (read by Linear::load). Returns the ModelInfo::quantization text ("" = f32).
+std::string setup_linear_precision(const Config& c, io::WeightStore& ws, const LoadOptions& opt);
+
 double forward_flops_impl(const ModelInfo& m, int64_t H, int64_t W);
 
 std::shared_ptr<Model> make_vit(const Config& c, std::unique_ptr<io::WeightStore> ws);     // vit, deit

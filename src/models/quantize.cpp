@@ -1,0 +1,115 @@
+// vtx::quantize_checkpoint (`vtx quantize`): a hub folder -> a folder whose encoder linears are stored in
+// f16 / bf16 / int8 / int4 (format: docs/quantization.md). The quantizers are the ones Model::load uses
+// (kernels::quantize on the f32 weight, per HF key), so loading the written folder gives bit-identical
+// weights to quantizing at load.
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.hpp"
+#include "io/weights.hpp"
+#include "kernels/qgemm.hpp"
+#include "models/common.hpp"
+#include "vtx/model.hpp"
+
+namespace fs = std::filesystem;
+
+namespace vtx {
+
+static Tensor bytes_tensor(std::vector<int64_t> shape, DType dt, const void* src) {
+  Tensor t(std::move(shape), dt);
+  if (t.nbytes()) std::memcpy(t.raw(), src, t.nbytes());
+  return t;
+}
+
+QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& out_dir, const std::string& to) {
+  using kernels::WType;
+  WType t;
+  if (!kernels::parse_wtype(to, &t) || t == WType::F32)
+    throw Error("quantize: target \"" + to + "\" is not one of int8, int4, f16, bf16");
+  if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder");
+  std::error_code ec;
+  if (fs::exists(out_dir) && fs::equivalent(dir, out_dir, ec))
+    throw Error(out_dir + ": the output folder must differ from the input folder");
+  const std::string cpath = (fs::path(dir) / "config.json").string();
+  std::ifstream f(cpath);
+  if (!f) throw Error(cpath + ": cannot open");
+  nlohmann::json cfg;
+  try {
+    cfg = nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cpath + ": invalid JSON (" + e.what() + ")");
+  }
+  if (!cfg.is_object()) throw Error(cpath + ": not a JSON object");
+  if (cfg.contains("quantization_config"))
+    throw Error(cpath + ": the checkpoint is already quantized (quantization_config); quantize the original");
+
+  auto ws = io::WeightStore::open(dir);
+  QuantizeReport rep;
+  std::vector<std::pair<std::string, Tensor>> out;
+  nlohmann::json modules = nlohmann::json::array();
+  for (const std::string& key : ws->keys()) {
+    const bool is_w = key.size() > 7 && key.compare(key.size() - 7, 7, ".weight") == 0;
+    const std::string prefix = is_w ? key.substr(0, key.size() - 7) : "";
+    const std::vector<int64_t> shape = ws->shape(key);
+    const DType dt = ws->dtype(key);
+    if (!is_w || !models::is_quantizable_linear(prefix) || shape.size() != 2 ||
+        (dt != DType::F32 && dt != DType::F16 && dt != DType::BF16)) {
+      out.emplace_back(key, ws->raw(key));
+      continue;
+    }
+    const int64_t N = shape[0], K = shape[1];
+    for (const char* sfx : {".weight_scale", ".weight_zero_point"})
+      if (ws->has(prefix + sfx)) throw Error(ws->file_of(prefix + sfx) + ": the checkpoint already has a tensor '" + prefix + sfx + "'");
+    Tensor w = ws->f32(key, shape);
+    const kernels::QuantData q = kernels::quantize(w.data<float>(), N, K, t, kernels::kInt4Group);
+    switch (t) {
+      case WType::F16: out.emplace_back(key, bytes_tensor({N, K}, DType::F16, q.half.data())); break;
+      case WType::BF16: out.emplace_back(key, bytes_tensor({N, K}, DType::BF16, q.half.data())); break;
+      case WType::Int8:
+        out.emplace_back(key, bytes_tensor({N, K}, DType::I8, q.i8.data()));
+        out.emplace_back(prefix + ".weight_scale", bytes_tensor({N}, DType::F32, q.scale.data()));
+        break;
+      case WType::Int4:
+        out.emplace_back(key, bytes_tensor({N, (K + 1) / 2}, DType::U8, q.u4.data()));
+        out.emplace_back(prefix + ".weight_scale", bytes_tensor({N, q.groups()}, DType::F32, q.scale.data()));
+        out.emplace_back(prefix + ".weight_zero_point", bytes_tensor({N, q.groups()}, DType::F32, q.zero.data()));
+        break;
+      case WType::F32: break;
+    }
+    modules.push_back(prefix);
+    ++rep.modules;
+  }
+  if (rep.modules == 0) throw Error(dir + ": no encoder linear layers found to quantize");
+  nlohmann::json qc = {{"quant_method", "vtx"}, {"format_version", 1}, {"weights", to}, {"modules", modules}};
+  if (t == WType::Int8) {
+    qc["weight_scheme"] = "symmetric_per_output_channel";
+    qc["activations"] = "dynamic_per_token_int8";
+  } else if (t == WType::Int4) {
+    qc["weight_scheme"] = "asymmetric_groupwise_uint4_float_zero_point";
+    qc["group_size"] = kernels::kInt4Group;
+    qc["activations"] = "f32";
+  } else {
+    qc["activations"] = "f32";
+  }
+  cfg["quantization_config"] = qc;
+
+  fs::create_directories(out_dir, ec);
+  if (!fs::is_directory(out_dir)) throw Error(out_dir + ": cannot create folder");
+  io::save_safetensors((fs::path(out_dir) / "model.safetensors").string(), out,
+                       {{"format", "pt"}, {"vtx_quantization", to}});
+  io::write_file_atomic((fs::path(out_dir) / "config.json").string(), cfg.dump(2) + "\n");
+  const fs::path pp = fs::path(dir) / "preprocessor_config.json";
+  if (fs::exists(pp)) {
+    std::ifstream pf(pp, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(pf)), std::istreambuf_iterator<char>());
+    io::write_file_atomic((fs::path(out_dir) / "preprocessor_config.json").string(), bytes);
+  }
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors") rep.bytes_in += static_cast<int64_t>(fs::file_size(e.path()));
+  rep.bytes_out = static_cast<int64_t>(fs::file_size(fs::path(out_dir) / "model.safetensors"));
+  return rep;
+}
+
+}  // namespace vtx

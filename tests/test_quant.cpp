@@ -1,0 +1,255 @@
+// Quantized / half-precision GEMM kernels against their scalar references (kernels/qgemm.hpp): every type,
+// odd M/N/K, K not a multiple of the int4 group, every epilogue, 1 and 2 threads, the portable path, the AVX2
+// path and (where the CPU has it) the AVX-512 VNNI int8 path; quantizer properties; pack/unpack round trips.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/cpu.hpp"
+#include "core/half.hpp"
+#include "core/threadpool.hpp"
+#include "kernels/qgemm.hpp"
+
+namespace vtx::kernels {
+namespace {
+
+std::vector<float> rnd(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+struct Shape {
+  int64_t M, N, K;
+};
+const Shape kShapes[] = {{1, 1, 1}, {1, 16, 4}, {7, 17, 33}, {13, 50, 130}, {6, 33, 128}, {37, 40, 300},
+                         {5, 48, 129}, {64, 64, 256}, {100, 31, 257}};
+const WType kTypes[] = {WType::F16, WType::BF16, WType::Int8, WType::Int4};
+
+// ep 0: none; 1: bias + GELU; 2: bias + layer scale + residual in place (C aliases the residual); 3: ReLU.
+struct Case {
+  std::vector<float> A, W, bias, scale, C0;
+  Epilogue ep(int which, float* C, int64_t ldc) const {
+    Epilogue e;
+    if (which == 1 || which == 2) e.bias = bias.data();
+    if (which == 1) e.act = Act::Gelu;
+    if (which == 3) e.act = Act::Relu;
+    if (which == 2) {
+      e.scale = scale.data();
+      e.residual = C;
+      e.ldr = ldc;
+    }
+    return e;
+  }
+};
+
+Case make_case(const Shape& s, uint32_t seed) {
+  Case c;
+  c.A = rnd(static_cast<size_t>(s.M * (s.K + 3)), seed);  // lda = K + 3 (strided rows)
+  c.W = rnd(static_cast<size_t>(s.N * s.K), seed + 1, 0.5f);
+  c.bias = rnd(static_cast<size_t>(s.N), seed + 2);
+  c.scale = rnd(static_cast<size_t>(s.N), seed + 3);
+  c.C0 = rnd(static_cast<size_t>(s.M * (s.N + 2)), seed + 4);  // ldc = N + 2
+  return c;
+}
+
+// |got - ref| <= tol * (sum_k |a w| + |ref|) per element (the ref and the kernel differ in summation order only).
+void expect_close_q(const std::vector<float>& got, const std::vector<float>& ref, const Case& c, const Shape& s,
+                    int64_t ldc, double tol, const std::string& what) {
+  const int64_t lda = s.K + 3;
+  int bad = 0;
+  for (int64_t m = 0; m < s.M; ++m)
+    for (int64_t n = 0; n < s.N; ++n) {
+      double mag = 0;
+      for (int64_t k = 0; k < s.K; ++k) mag += std::fabs(c.A[m * lda + k] * c.W[n * s.K + k]);
+      const double g = got[m * ldc + n], r = ref[m * ldc + n];
+      if (!(std::fabs(g - r) <= tol * (mag + std::fabs(r) + 1.0)) && bad++ < 5)
+        ADD_FAILURE() << what << ": C[" << m << "," << n << "] = " << g << ", reference " << r;
+    }
+  // untouched padding columns
+  for (int64_t m = 0; m < s.M; ++m)
+    for (int64_t n = s.N; n < ldc; ++n)
+      if (got[m * ldc + n] != ref[m * ldc + n] && bad++ < 5) ADD_FAILURE() << what << ": wrote past N";
+}
+
+using Kernel = void (*)(const float*, int64_t, int64_t, const QuantWeight&, float*, int64_t, const Epilogue&);
+
+void run_all(Kernel kernel, const char* name, int threads) {
+  set_num_threads(threads);
+  uint32_t seed = 10;
+  for (const Shape& s : kShapes)
+    for (WType t : kTypes)
+      for (int e = 0; e < 4; ++e) {
+        const Case c = make_case(s, seed += 7);
+        const QuantData q = quantize(c.W.data(), s.N, s.K, t);
+        const QuantWeight w = QuantWeight::pack(q);
+        const int64_t ldc = s.N + 2;
+        std::vector<float> got = c.C0, ref = c.C0;
+        kernel(c.A.data(), s.M, s.K + 3, w, got.data(), ldc, c.ep(e, got.data(), ldc));
+        linear_q_ref(c.A.data(), s.M, s.K + 3, q, ref.data(), ldc, c.ep(e, ref.data(), ldc));
+        const std::string what = std::string(name) + " " + wtype_name(t) + " M=" + std::to_string(s.M) +
+                                 " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) + " ep=" +
+                                 std::to_string(e) + " threads=" + std::to_string(threads);
+        // int8: identical integer dot products, the epilogue differs by float rounding (and the vector GELU) only.
+        expect_close_q(got, ref, c, s, ldc, 2e-6, what);
+      }
+  set_num_threads(0);
+}
+
+TEST(QGemm, PortableMatchesReference) {
+  run_all(linear_q_portable, "portable", 1);
+  run_all(linear_q_portable, "portable", 2);
+}
+
+TEST(QGemm, DispatchMatchesReference) {
+  std::printf("int8 kernel on this CPU: %s\n", int8_kernel_name());
+  run_all(linear_q, "linear_q", 1);
+  run_all(linear_q, "linear_q", 2);
+}
+
+TEST(QGemm, Avx2MatchesReference) {
+  if (!cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2/FMA on this CPU (the portable path is tested above)";
+  run_all(linear_q_avx2, "avx2", 1);
+  run_all(linear_q_avx2, "avx2", 2);
+}
+
+// The int8 kernels compute exact integer dot products with the same activation quantization and the same
+// float epilogue: the portable kernel, the AVX2 kernel and the VNNI kernel agree bit for bit (no GELU here:
+// the vector GELU differs from erf in the last bits).
+TEST(QGemm, Int8PathsBitIdentical) {
+  for (const Shape& s : {Shape{37, 40, 300}, Shape{100, 31, 257}, Shape{9, 70, 1000}, Shape{300, 64, 64}}) {
+    const Case c = make_case(s, 99);
+    const QuantData q = quantize(c.W.data(), s.N, s.K, WType::Int8);
+    const QuantWeight w = QuantWeight::pack(q);
+    const int64_t ldc = s.N + 2;
+    for (int e : {0, 2, 3}) {
+      std::vector<float> ref = c.C0, port = c.C0, disp = c.C0, avx2 = c.C0;
+      linear_q_ref(c.A.data(), s.M, s.K + 3, q, ref.data(), ldc, c.ep(e, ref.data(), ldc));
+      linear_q_portable(c.A.data(), s.M, s.K + 3, w, port.data(), ldc, c.ep(e, port.data(), ldc));
+      linear_q(c.A.data(), s.M, s.K + 3, w, disp.data(), ldc, c.ep(e, disp.data(), ldc));
+      EXPECT_EQ(0, std::memcmp(ref.data(), port.data(), ref.size() * 4)) << "portable, ep " << e;
+      EXPECT_EQ(0, std::memcmp(ref.data(), disp.data(), ref.size() * 4)) << int8_kernel_name() << ", ep " << e;
+      if (cpu_has_avx2_fma()) {
+        linear_q_avx2(c.A.data(), s.M, s.K + 3, w, avx2.data(), ldc, c.ep(e, avx2.data(), ldc));
+        EXPECT_EQ(0, std::memcmp(ref.data(), avx2.data(), ref.size() * 4)) << "avx2, ep " << e;
+      }
+    }
+  }
+}
+
+// vpmaddubsw saturation: the largest possible pair sums (|a| = |w| = 127 everywhere, all sign combinations)
+// must give the exact integer result.
+TEST(QGemm, Int8NoSaturation) {
+  const int64_t M = 4, N = 16, K = 256;
+  std::vector<float> A(M * K), W(N * K);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) A[m * K + k] = (m == 0 || (m == 1 && k % 2) || (m == 3 && k % 3)) ? 1.f : -1.f;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) W[n * K + k] = (n % 2 == 0 || (k / 2) % 2) ? 2.f : -2.f;
+  const QuantData q = quantize(W.data(), N, K, WType::Int8);
+  for (int8_t v : q.i8) ASSERT_EQ(std::abs(v), 127);
+  const QuantWeight w = QuantWeight::pack(q);
+  std::vector<float> got(M * N), ref(M * N);
+  for (Kernel k : {linear_q, linear_q_portable}) {
+    k(A.data(), M, K, w, got.data(), N, {});
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double exact = 0;
+        for (int64_t kk = 0; kk < K; ++kk) exact += A[m * K + kk] * W[n * K + kk];
+        EXPECT_NEAR(got[m * N + n], exact, 1e-4 * std::fabs(exact) + 1e-4) << m << "," << n;
+      }
+  }
+  if (cpu_has_avx2_fma()) {
+    linear_q_avx2(A.data(), M, K, w, got.data(), N, {});
+    linear_q_ref(A.data(), M, K, q, ref.data(), N, {});
+    EXPECT_EQ(0, std::memcmp(got.data(), ref.data(), got.size() * 4));
+  }
+}
+
+TEST(QGemm, PackUnpackRoundTrip) {
+  for (WType t : kTypes)
+    for (const Shape& s : kShapes) {
+      const auto W = rnd(static_cast<size_t>(s.N * s.K), 5);
+      const QuantData q = quantize(W.data(), s.N, s.K, t);
+      ASSERT_EQ(validate(q), "");
+      const QuantData u = QuantWeight::pack(q).unpack();
+      EXPECT_EQ(u.half, q.half);
+      EXPECT_EQ(u.i8, q.i8);
+      EXPECT_EQ(u.u4, q.u4);
+      EXPECT_EQ(u.scale, q.scale);
+      EXPECT_EQ(u.zero, q.zero);
+    }
+}
+
+TEST(QGemm, HalfConversionIsExact) {
+  // f16/bf16-representable weights survive quantize + dequantize exactly (what keeps F16/BF16 checkpoints exact).
+  auto W = rnd(1000, 3);
+  for (auto& x : W) x = f16_to_f32(f32_to_f16(x));
+  EXPECT_EQ(dequantize(quantize(W.data(), 10, 100, WType::F16)), W);
+  for (auto& x : W) x = bf16_to_f32(f32_to_bf16(x));
+  EXPECT_EQ(dequantize(quantize(W.data(), 10, 100, WType::BF16)), W);
+}
+
+TEST(QGemm, Int4FollowsTorchao) {
+  // One row, K = 130: a full group of 128 and a tail group of 2.
+  std::vector<float> w(130);
+  for (int k = 0; k < 128; ++k) w[k] = -1.0f + 2.0f * k / 127.f;  // min -1, max 1
+  w[128] = 5.f;
+  w[129] = 5.f;  // constant tail group: scale clamps to eps 1e-6
+  const QuantData q = quantize(w.data(), 1, 130, WType::Int4);
+  ASSERT_EQ(q.groups(), 2);
+  EXPECT_FLOAT_EQ(q.scale[0], 2.f / 15.f);
+  EXPECT_FLOAT_EQ(q.zero[0], -1.f + 8.f * (2.f / 15.f));
+  EXPECT_FLOAT_EQ(q.scale[1], 1e-6f);
+  const auto d = dequantize(q);
+  EXPECT_FLOAT_EQ(d[0], -1.f);   // q = 0
+  EXPECT_FLOAT_EQ(d[127], 1.f);  // q = 15
+  EXPECT_NEAR(d[128], 5.f, 1e-6);
+  for (int k = 0; k < 128; ++k) EXPECT_LE(std::fabs(d[k] - w[k]), 0.5f * 2.f / 15.f + 1e-6f) << k;
+  EXPECT_EQ(q.u4[0] & 15, 0);
+  EXPECT_EQ(q.u4[63] >> 4, 15);
+}
+
+TEST(QGemm, Int8WeightsSymmetric) {
+  const auto W = rnd(64 * 50, 8);
+  const QuantData q = quantize(W.data(), 64, 50, WType::Int8);
+  for (int64_t n = 0; n < 64; ++n) {
+    float amax = 0;
+    for (int k = 0; k < 50; ++k) amax = std::max(amax, std::fabs(W[n * 50 + k]));
+    EXPECT_FLOAT_EQ(q.scale[n], amax / 127.f);
+    for (int k = 0; k < 50; ++k) EXPECT_LE(std::fabs(q.i8[n * 50 + k] * q.scale[n] - W[n * 50 + k]), q.scale[n] * 0.5001f);
+  }
+}
+
+TEST(QGemm, ValidateRejectsBadData) {
+  const auto W = rnd(4 * 10, 2);
+  QuantData q = quantize(W.data(), 4, 10, WType::Int4);
+  q.zero.pop_back();
+  EXPECT_NE(validate(q), "");
+  EXPECT_THROW(QuantWeight::pack(q), std::invalid_argument);
+  QuantData q8 = quantize(W.data(), 4, 10, WType::Int8);
+  q8.i8[3] = -128;
+  EXPECT_NE(validate(q8), "");
+  q8 = quantize(W.data(), 4, 10, WType::Int8);
+  q8.scale[0] = -1.f;
+  EXPECT_NE(validate(q8), "");
+}
+
+TEST(QGemm, ZeroRowsAndEmpty) {
+  const auto W = rnd(20 * 9, 2);
+  for (WType t : kTypes) {
+    const QuantWeight w = QuantWeight::pack(quantize(W.data(), 20, 9, t));
+    std::vector<float> A(3 * 9, 0.f), C(3 * 20, 7.f);
+    linear_q(A.data(), 3, 9, w, C.data(), 20, {});
+    for (float v : C) EXPECT_EQ(v, 0.f) << wtype_name(t);
+    linear_q(A.data(), 0, 9, w, C.data(), 20, {});  // M = 0: no-op
+  }
+}
+
+}  // namespace
+}  // namespace vtx::kernels
