@@ -19,6 +19,8 @@ class Tensor {
   Tensor() = default;
   Tensor(std::vector<int64_t> shape, DType dtype);  // zero-initialised
   static Tensor from_data(std::vector<int64_t> shape, const float* data);  // copies
+  // Storage left uninitialised: for outputs that a kernel overwrites completely.
+  static Tensor uninitialized(std::vector<int64_t> shape, DType dtype);
 
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t dim(int i) const { return shape_.at(i < 0 ? i + static_cast<int>(shape_.size()) : i); }

@@ -39,8 +39,19 @@ Tensor::Tensor(std::vector<int64_t> shape, DType dtype) : shape_(std::move(shape
   data_ = std::shared_ptr<std::byte[]>(new std::byte[n ? n : 1]());
 }
 
+Tensor Tensor::uninitialized(std::vector<int64_t> shape, DType dtype) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  for (int64_t d : t.shape_)
+    if (d < 0) throw Error("tensor: negative dimension in shape " + t.shape_str());
+  const size_t n = t.nbytes();
+  t.data_ = std::shared_ptr<std::byte[]>(new std::byte[n ? n : 1]);
+  return t;
+}
+
 Tensor Tensor::from_data(std::vector<int64_t> shape, const float* data) {
-  Tensor t(std::move(shape), DType::F32);
+  Tensor t = uninitialized(std::move(shape), DType::F32);
   if (t.numel()) std::memcpy(t.raw(), data, t.nbytes());
   return t;
 }

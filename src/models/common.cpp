@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/threadpool.hpp"
+#include "kernels/elementwise.hpp"
 
 namespace vtx::models {
 
@@ -195,20 +196,7 @@ LayerNorm LayerNorm::load(const io::WeightStore& ws, const std::string& prefix, 
 
 void LayerNorm::operator()(const float* x, int64_t rows, float* y) const {
   const int64_t D = static_cast<int64_t>(gamma.size());
-  global_pool().parallel_for(rows, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* a = x + r * D;
-      float* o = y + r * D;
-      float mean = 0;
-      for (int64_t d = 0; d < D; ++d) mean += a[d];
-      mean /= static_cast<float>(D);
-      float var = 0;
-      for (int64_t d = 0; d < D; ++d) var += (a[d] - mean) * (a[d] - mean);
-      var /= static_cast<float>(D);
-      const float inv = 1.0f / std::sqrt(var + eps);
-      for (int64_t d = 0; d < D; ++d) o[d] = (a[d] - mean) * inv * gamma[d] + beta[d];
-    }
-  });
+  kernels::layer_norm(x, rows, D, D, gamma.data(), beta.data(), eps, y, D);
 }
 
 PatchEmbedding PatchEmbedding::load(const io::WeightStore& ws, const std::string& prefix, int64_t C, int64_t D,

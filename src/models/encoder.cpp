@@ -90,7 +90,7 @@ void Encoder::forward(float* x, int64_t B, int64_t T, Workspace& wsp, EncoderRun
     a.out = ctx;
     Tensor probs;
     if (run.keep_attn) {
-      probs = Tensor({B, H, T, T}, DType::F32);
+      probs = Tensor::uninitialized({B, H, T, T}, DType::F32);
       a.probs = probs.data<float>();
     }
     if (!run.head_mask.empty()) a.head_mask = run.head_mask[l].data();

@@ -64,7 +64,7 @@ TrunkOutput VisionTransformer::forward(const Tensor& pv, const ForwardOptions& o
   emb_.forward(px.data<float>(), o.B, H, W, opt.interpolate_pos_encoding, mask, o.x, wsp);
   enc_.forward(o.x, o.B, o.T, wsp, run);
   if (final_ln && !norm_.gamma.empty()) {
-    o.last_hidden_state = Tensor({o.B, o.T, o.D}, DType::F32);
+    o.last_hidden_state = Tensor::uninitialized({o.B, o.T, o.D}, DType::F32);
     norm_(o.x, o.B * o.T, o.last_hidden_state.data<float>());
   }
   return o;
