@@ -61,7 +61,7 @@ static int cmd_bench(const Args& args) {
   const double p90 = sorted[std::min(sorted.size() - 1, static_cast<size_t>(0.9 * static_cast<double>(sorted.size())))];
   const double gflop = forward_flops(info, H, W) * batch / 1e9;
   const double gflops = gflop / (median / 1e3);
-  const double peak = p.has("--no-peak") ? 0 : measure_fma_peak_gflops(true);
+  const double peak = p.has("--no-peak") ? 0 : measure_fma_peak_gflops(true);  // widest FMA the GEMM uses
   nlohmann::json j = {{"tool", "vtx bench"}, {"model", dir}, {"architecture", info.architecture}, {"batch", batch},
                       {"height", H}, {"width", W}, {"threads", num_threads()}, {"warmup", warmup}, {"iters", iters},
                       {"load_ms", load_ms}, {"quantization", info.quantization.empty() ? "none" : info.quantization}, {"median_ms", median}, {"min_ms", sorted.front()}, {"p90_ms", p90},
