@@ -63,14 +63,14 @@ int64_t Tensor::numel() const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t(shape_, dtype_);
+  Tensor t = uninitialized(shape_, dtype_);
   if (nbytes()) std::memcpy(t.raw(), raw(), nbytes());
   return t;
 }
 
 Tensor Tensor::to_f32() const {
   if (dtype_ == DType::F32) return *this;
-  Tensor t(shape_, DType::F32);
+  Tensor t = uninitialized(shape_, DType::F32);
   float* o = t.data<float>();
   const int64_t n = numel();
   const void* p = raw();

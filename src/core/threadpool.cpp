@@ -1,6 +1,7 @@
 #include "core/threadpool.hpp"
 
 #include <cstdlib>
+#include <exception>
 #include <memory>
 
 namespace vtx {
@@ -46,29 +47,42 @@ void ThreadPool::worker(int tid) {
 }
 
 void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
+  // The first exception thrown on any thread is rethrown in the caller once every thread is done.
+  std::exception_ptr error;
+  std::mutex error_mu;
+  auto guarded = [&](int tid, int nt) {
+    try {
+      fn(tid, nt);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(error_mu);
+      if (!error) error = std::current_exception();
+    }
+  };
   if (nthreads_ == 1 || t_in_parallel) {
-    for (int t = 0; t < nthreads_; ++t) fn(t, nthreads_);
-    return;
-  }
-  std::lock_guard<std::mutex> run_lk(run_mu_);
-  pending_.store(nthreads_ - 1, std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    job_ = &fn;
-    ++generation_;
-    gen_atomic_.store(generation_, std::memory_order_release);
-  }
-  cv_.notify_all();
-  t_in_parallel = true;
-  fn(0, nthreads_);
-  t_in_parallel = false;
-  while (pending_.load(std::memory_order_acquire) != 0) {
+    for (int t = 0; t < nthreads_; ++t) guarded(t, nthreads_);
+  } else {
+    const std::function<void(int, int)> job = guarded;
+    std::lock_guard<std::mutex> run_lk(run_mu_);
+    pending_.store(nthreads_ - 1, std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      job_ = &job;
+      ++generation_;
+      gen_atomic_.store(generation_, std::memory_order_release);
+    }
+    cv_.notify_all();
+    t_in_parallel = true;
+    job(0, nthreads_);
+    t_in_parallel = false;
+    while (pending_.load(std::memory_order_acquire) != 0) {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
+      __builtin_ia32_pause();
 #else
-    std::this_thread::yield();
+      std::this_thread::yield();
 #endif
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {

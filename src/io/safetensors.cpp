@@ -44,7 +44,7 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     ::close(fd);
     throw Error(path + ": truncated safetensors file (" + std::to_string(map_size_) + " bytes, no header)");
   }
-  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
   ::close(fd);
   if (map_ == MAP_FAILED) {
     map_ = nullptr;
@@ -141,7 +141,7 @@ const TensorInfo& SafeTensorsFile::info(const std::string& name) const {
 
 Tensor SafeTensorsFile::load(const std::string& name, bool as_f32) const {
   const TensorInfo& ti = info(name);
-  Tensor t(ti.shape, ti.dtype);
+  Tensor t = Tensor::uninitialized(ti.shape, ti.dtype);
   if (t.nbytes()) std::memcpy(t.raw(), bytes(ti), t.nbytes());
   return as_f32 ? t.to_f32() : t;
 }

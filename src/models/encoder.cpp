@@ -46,9 +46,12 @@ Encoder::Encoder(const io::WeightStore& ws, const std::string& prefix, const Enc
   if (cfg.heads <= 0 || D % cfg.heads != 0)
     throw Error(ws.dir() + "/config.json: hidden_size " + std::to_string(D) + " is not a multiple of num_attention_heads " +
                 std::to_string(cfg.heads));
-  for (int64_t l = 0; l < cfg.layers; ++l) {
+  // Layers are independent: read and pack them on all pool threads.
+  layers_.resize(static_cast<size_t>(cfg.layers));
+  global_pool().parallel_for(cfg.layers, [&](int64_t l0, int64_t l1) {
+  for (int64_t l = l0; l < l1; ++l) {
     const std::string p = prefix + "." + std::to_string(l) + ".";
-    EncoderLayer L;
+    EncoderLayer& L = layers_[static_cast<size_t>(l)];
     L.norm1 = LayerNorm::load(ws, p + keys.norm1, D, cfg.eps);
     L.norm2 = LayerNorm::load(ws, p + keys.norm2, D, cfg.eps);
     // Q, K, V are fused into one [3D, D] projection at load; the HF keys stay the source of truth.
@@ -65,8 +68,8 @@ Encoder::Encoder(const io::WeightStore& ws, const std::string& prefix, const Enc
       L.ls1 = vec(ws.f32(p + keys.ls1, {D}));
       L.ls2 = vec(ws.f32(p + keys.ls2, {D}));
     }
-    layers_.push_back(std::move(L));
   }
+  });
 }
 
 void Encoder::forward(float* x, int64_t B, int64_t T, Workspace& wsp, EncoderRun& run) const {
