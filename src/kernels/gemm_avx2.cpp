@@ -16,14 +16,14 @@
 #include "core/threadpool.hpp"
 #include "kernels/elementwise_avx2.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_avx2_blocks.hpp"
 
 namespace vtx::kernels::avx2 {
 
 using namespace simd;
+using namespace avx2_blocks;
 
 namespace {
-
-constexpr int MR = 6, NR = 16;
 
 struct Tuning {
   int64_t kc = 384, mc = 192, nc_panels = 16;
@@ -38,198 +38,7 @@ const Tuning& tuning() {
   return t;
 }
 
-struct ThreadBuf {
-  float* p = nullptr;
-  size_t n = 0;
-  ~ThreadBuf() { ::operator delete(p, std::align_val_t(64)); }
-  float* get(size_t need) {
-    if (need > n) {
-      ::operator delete(p, std::align_val_t(64));
-      p = static_cast<float*>(::operator new(need * sizeof(float), std::align_val_t(64)));
-      n = need;
-    }
-    return p;
-  }
-};
-thread_local ThreadBuf t_apack, t_cbuf;
-
-// Epilogue on up to 16 columns of one row: acc -> C (bias, act, scale, residual; in that order).
-inline __m256 act256(__m256 v, Act act) {
-  switch (act) {
-    case Act::None: return v;
-    case Act::Gelu: return gelu256(v);
-    case Act::GeluTanh: return gelu_tanh256(v);
-    case Act::Relu: return _mm256_max_ps(v, _mm256_setzero_ps());
-    case Act::QuickGelu: return quick_gelu256(v);
-  }
-  return v;
-}
-
-inline void epilogue_row16(__m256 v0, __m256 v1, float* c, const float* res, int64_t n0, int nvalid,
-                           const Epilogue& ep) {
-  if (nvalid == NR) {
-    if (ep.bias) {
-      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ep.bias + n0));
-      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ep.bias + n0 + 8));
-    }
-    if (ep.act != Act::None) {
-      v0 = act256(v0, ep.act);
-      v1 = act256(v1, ep.act);
-    }
-    if (ep.scale) {
-      v0 = _mm256_mul_ps(v0, _mm256_loadu_ps(ep.scale + n0));
-      v1 = _mm256_mul_ps(v1, _mm256_loadu_ps(ep.scale + n0 + 8));
-    }
-    if (res) {
-      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res));
-      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + 8));
-    }
-    _mm256_storeu_ps(c, v0);
-    _mm256_storeu_ps(c + 8, v1);
-    return;
-  }
-  const __m256i m0 = tail_mask(nvalid), m1 = tail_mask(nvalid - 8);
-  if (ep.bias) {
-    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ep.bias + n0, m0));
-    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ep.bias + n0 + 8, m1));
-  }
-  if (ep.act != Act::None) {
-    v0 = act256(v0, ep.act);
-    v1 = act256(v1, ep.act);
-  }
-  if (ep.scale) {
-    v0 = _mm256_mul_ps(v0, _mm256_maskload_ps(ep.scale + n0, m0));
-    v1 = _mm256_mul_ps(v1, _mm256_maskload_ps(ep.scale + n0 + 8, m1));
-  }
-  if (res) {
-    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, m0));
-    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + 8, m1));
-  }
-  _mm256_maskstore_ps(c, m0, v0);
-  _mm256_maskstore_ps(c + 8, m1, v1);
-}
-
-struct TileOut {
-  float* C;
-  int64_t ldc;
-  const Epilogue* ep;
-  int64_t m0, n0;  // global coordinates of the tile
-  int mvalid, nvalid;
-};
-
-// 6x16 microkernel. a: packed [kc][6]; b: panel [kc][16]. buf: the tile's 96-float partial-sum slot.
-// load_buf: add the partial sums from buf; final: run the epilogue into C, else store partial sums to buf.
-__attribute__((always_inline)) inline void kernel_6x16(const float* __restrict a, const float* __restrict b,
-                                                       int64_t kc, float* buf, bool load_buf, bool final,
-                                                       const TileOut& o) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#define VTX_STEP(i)                                              \
-  {                                                             \
-    const __m256 b0 = _mm256_load_ps(b + (i) * 16);             \
-    const __m256 b1 = _mm256_load_ps(b + (i) * 16 + 8);         \
-    __m256 av = _mm256_broadcast_ss(a + (i) * 6 + 0);           \
-    c00 = _mm256_fmadd_ps(av, b0, c00);                         \
-    c01 = _mm256_fmadd_ps(av, b1, c01);                         \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 1);                  \
-    c10 = _mm256_fmadd_ps(av, b0, c10);                         \
-    c11 = _mm256_fmadd_ps(av, b1, c11);                         \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 2);                  \
-    c20 = _mm256_fmadd_ps(av, b0, c20);                         \
-    c21 = _mm256_fmadd_ps(av, b1, c21);                         \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 3);                  \
-    c30 = _mm256_fmadd_ps(av, b0, c30);                         \
-    c31 = _mm256_fmadd_ps(av, b1, c31);                         \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 4);                  \
-    c40 = _mm256_fmadd_ps(av, b0, c40);                         \
-    c41 = _mm256_fmadd_ps(av, b1, c41);                         \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 5);                  \
-    c50 = _mm256_fmadd_ps(av, b0, c50);                         \
-    c51 = _mm256_fmadd_ps(av, b1, c51);                         \
-  }
-  int64_t k = 0;
-  for (; k + 4 <= kc; k += 4) {
-    VTX_STEP(0) VTX_STEP(1) VTX_STEP(2) VTX_STEP(3)
-    a += 24;
-    b += 64;
-  }
-  for (; k < kc; ++k) {
-    VTX_STEP(0)
-    a += 6;
-    b += 16;
-  }
-#undef VTX_STEP
-  if (load_buf) {
-    c00 = _mm256_add_ps(c00, _mm256_load_ps(buf + 0));
-    c01 = _mm256_add_ps(c01, _mm256_load_ps(buf + 8));
-    c10 = _mm256_add_ps(c10, _mm256_load_ps(buf + 16));
-    c11 = _mm256_add_ps(c11, _mm256_load_ps(buf + 24));
-    c20 = _mm256_add_ps(c20, _mm256_load_ps(buf + 32));
-    c21 = _mm256_add_ps(c21, _mm256_load_ps(buf + 40));
-    c30 = _mm256_add_ps(c30, _mm256_load_ps(buf + 48));
-    c31 = _mm256_add_ps(c31, _mm256_load_ps(buf + 56));
-    c40 = _mm256_add_ps(c40, _mm256_load_ps(buf + 64));
-    c41 = _mm256_add_ps(c41, _mm256_load_ps(buf + 72));
-    c50 = _mm256_add_ps(c50, _mm256_load_ps(buf + 80));
-    c51 = _mm256_add_ps(c51, _mm256_load_ps(buf + 88));
-  }
-  if (!final) {
-    _mm256_store_ps(buf + 0, c00);
-    _mm256_store_ps(buf + 8, c01);
-    _mm256_store_ps(buf + 16, c10);
-    _mm256_store_ps(buf + 24, c11);
-    _mm256_store_ps(buf + 32, c20);
-    _mm256_store_ps(buf + 40, c21);
-    _mm256_store_ps(buf + 48, c30);
-    _mm256_store_ps(buf + 56, c31);
-    _mm256_store_ps(buf + 64, c40);
-    _mm256_store_ps(buf + 72, c41);
-    _mm256_store_ps(buf + 80, c50);
-    _mm256_store_ps(buf + 88, c51);
-    return;
-  }
-  const Epilogue& ep = *o.ep;
-  const __m256 rows[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  for (int r = 0; r < o.mvalid; ++r) {
-    const int64_t m = o.m0 + r;
-    const float* res = ep.residual ? ep.residual + m * ep.ldr + o.n0 : nullptr;
-    epilogue_row16(rows[r][0], rows[r][1], o.C + m * o.ldc + o.n0, res, o.n0, o.nvalid, ep);
-  }
-}
-
-// Packs rows [m0, m0+mc) x cols [k0, k0+kc) of A into 6-row micro-panels [tile][kc][6], zero-padding rows.
-void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
-  for (int64_t t = 0; t < mc; t += MR) {
-    const int rows = static_cast<int>(std::min<int64_t>(MR, mc - t));
-    float* dst = ap + t * kc;
-    const float* src[MR];
-    for (int r = 0; r < MR; ++r) src[r] = A + (m0 + t + std::min(r, rows - 1)) * lda + k0;
-    if (rows == MR) {
-      // 8 k at a time: transpose 8 (6 real + 2 duplicate) rows x 8 k, store 8 floats per k with stride 6
-      // (each store's 2 extra floats are overwritten by the next k / next tile; the buffer has 8 floats slack).
-      int64_t k = 0;
-      for (; k + 8 <= kc; k += 8) {
-        __m256 r[8];
-        for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(src[i] + k);
-        r[6] = r[5];
-        r[7] = r[5];
-        transpose8x8(r);
-        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * 6, r[i]);
-      }
-      for (; k < kc; ++k) {
-        dst[k * 6 + 0] = src[0][k];
-        dst[k * 6 + 1] = src[1][k];
-        dst[k * 6 + 2] = src[2][k];
-        dst[k * 6 + 3] = src[3][k];
-        dst[k * 6 + 4] = src[4][k];
-        dst[k * 6 + 5] = src[5][k];
-      }
-    } else {
-      for (int64_t k = 0; k < kc; ++k)
-        for (int r = 0; r < MR; ++r) dst[k * 6 + r] = r < rows ? src[r][k] : 0.f;
-    }
-  }
-}
+thread_local ThreadBuf<float> t_apack, t_cbuf;
 
 // One thread's region: rows [mb, me), panels [pb, pe).
 void gemm_region(const float* A, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C, int64_t ldc,

@@ -24,15 +24,15 @@
 #include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 #include "kernels/elementwise_avx2.hpp"
+#include "kernels/gemm_avx2_blocks.hpp"
 #include "kernels/qgemm.hpp"
 
 namespace vtx::kernels::qavx2 {
 
 using namespace simd;
+using namespace avx2_blocks;
 
 namespace {
-
-constexpr int MR = 6, NR = 16;
 
 struct Tuning {
   int64_t kc = 256, mc = 192, nc_panels = 16, i8_nc = 8;
@@ -48,154 +48,8 @@ const Tuning& tuning() {
   return t;
 }
 
-template <class T>
-struct ThreadBuf {
-  T* p = nullptr;
-  size_t n = 0;
-  ~ThreadBuf() { ::operator delete(p, std::align_val_t(64)); }
-  T* get(size_t need) {
-    if (need > n) {
-      ::operator delete(p, std::align_val_t(64));
-      p = static_cast<T*>(::operator new(need * sizeof(T), std::align_val_t(64)));
-      n = need;
-    }
-    return p;
-  }
-};
 thread_local ThreadBuf<float> t_apack, t_cbuf, t_bbuf, t_ascale;
 thread_local ThreadBuf<int8_t> t_aq;
-
-inline __m256 act256(__m256 v, Act act) {
-  switch (act) {
-    case Act::None: return v;
-    case Act::Gelu: return gelu256(v);
-    case Act::GeluTanh: return gelu_tanh256(v);
-    case Act::Relu: return _mm256_max_ps(v, _mm256_setzero_ps());
-    case Act::QuickGelu: return quick_gelu256(v);
-  }
-  return v;
-}
-
-// Epilogue on up to 16 columns of one row (bias, act, scale, residual; in that order). res may alias c.
-inline void epilogue_row16(__m256 v0, __m256 v1, float* c, const float* res, int64_t n0, int nvalid,
-                           const Epilogue& ep) {
-  const __m256i m0 = tail_mask(nvalid), m1 = tail_mask(nvalid - 8);
-  const bool full = nvalid == NR;
-  auto ld = [&](const float* p, int half) {
-    return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, half ? m1 : m0);
-  };
-  if (ep.bias) {
-    v0 = _mm256_add_ps(v0, ld(ep.bias + n0, 0));
-    v1 = _mm256_add_ps(v1, ld(ep.bias + n0 + 8, 1));
-  }
-  if (ep.act != Act::None) {
-    v0 = act256(v0, ep.act);
-    v1 = act256(v1, ep.act);
-  }
-  if (ep.scale) {
-    v0 = _mm256_mul_ps(v0, ld(ep.scale + n0, 0));
-    v1 = _mm256_mul_ps(v1, ld(ep.scale + n0 + 8, 1));
-  }
-  if (res) {
-    v0 = _mm256_add_ps(v0, ld(res, 0));
-    v1 = _mm256_add_ps(v1, ld(res + 8, 1));
-  }
-  if (full) {
-    _mm256_storeu_ps(c, v0);
-    _mm256_storeu_ps(c + 8, v1);
-  } else {
-    _mm256_maskstore_ps(c, m0, v0);
-    _mm256_maskstore_ps(c + 8, m1, v1);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Weight-only path
-
-struct TileOut {
-  float* C;
-  int64_t ldc;
-  const Epilogue* ep;
-  int64_t m0, n0;
-  int mvalid, nvalid;
-};
-
-__attribute__((always_inline)) inline void kernel_6x16(const float* __restrict a, const float* __restrict b,
-                                                       int64_t kc, float* buf, bool load_buf, bool final,
-                                                       const TileOut& o) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-         c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#define VTX_QSTEP(i)                                    \
-  {                                                     \
-    const __m256 b0 = _mm256_load_ps(b + (i) * 16);     \
-    const __m256 b1 = _mm256_load_ps(b + (i) * 16 + 8); \
-    __m256 av = _mm256_broadcast_ss(a + (i) * 6 + 0);   \
-    c00 = _mm256_fmadd_ps(av, b0, c00);                 \
-    c01 = _mm256_fmadd_ps(av, b1, c01);                 \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 1);          \
-    c10 = _mm256_fmadd_ps(av, b0, c10);                 \
-    c11 = _mm256_fmadd_ps(av, b1, c11);                 \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 2);          \
-    c20 = _mm256_fmadd_ps(av, b0, c20);                 \
-    c21 = _mm256_fmadd_ps(av, b1, c21);                 \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 3);          \
-    c30 = _mm256_fmadd_ps(av, b0, c30);                 \
-    c31 = _mm256_fmadd_ps(av, b1, c31);                 \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 4);          \
-    c40 = _mm256_fmadd_ps(av, b0, c40);                 \
-    c41 = _mm256_fmadd_ps(av, b1, c41);                 \
-    av = _mm256_broadcast_ss(a + (i) * 6 + 5);          \
-    c50 = _mm256_fmadd_ps(av, b0, c50);                 \
-    c51 = _mm256_fmadd_ps(av, b1, c51);                 \
-  }
-  int64_t k = 0;
-  for (; k + 4 <= kc; k += 4) {
-    VTX_QSTEP(0) VTX_QSTEP(1) VTX_QSTEP(2) VTX_QSTEP(3)
-    a += 24;
-    b += 64;
-  }
-  for (; k < kc; ++k) {
-    VTX_QSTEP(0)
-    a += 6;
-    b += 16;
-  }
-#undef VTX_QSTEP
-  __m256 c[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  if (load_buf)
-    for (int r = 0; r < MR; ++r) {
-      c[r][0] = _mm256_add_ps(c[r][0], _mm256_load_ps(buf + r * 16));
-      c[r][1] = _mm256_add_ps(c[r][1], _mm256_load_ps(buf + r * 16 + 8));
-    }
-  if (!final) {
-    for (int r = 0; r < MR; ++r) {
-      _mm256_store_ps(buf + r * 16, c[r][0]);
-      _mm256_store_ps(buf + r * 16 + 8, c[r][1]);
-    }
-    return;
-  }
-  const Epilogue& ep = *o.ep;
-  for (int r = 0; r < o.mvalid; ++r) {
-    const int64_t m = o.m0 + r;
-    const float* res = ep.residual ? ep.residual + m * ep.ldr + o.n0 : nullptr;
-    epilogue_row16(c[r][0], c[r][1], o.C + m * o.ldc + o.n0, res, o.n0, o.nvalid, ep);
-  }
-}
-
-// Rows [m0, m0+mc) x k [k0, k0+kc) of A -> micro-panels [tile][kc][6], rows past the end zero.
-void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
-  for (int64_t t = 0; t < mc; t += MR) {
-    const int rows = static_cast<int>(std::min<int64_t>(MR, mc - t));
-    float* dst = ap + t * kc;
-    for (int r = 0; r < MR; ++r) {
-      if (r < rows) {
-        const float* src = A + (m0 + t + r) * lda + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
-      } else {
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = 0.f;
-      }
-    }
-  }
-}
 
 // Panel p, k in [k0, k0+kc) -> out[kc][16] f32.
 void dequant_block(const QuantWeight& W, int64_t p, int64_t k0, int64_t kc, float* out) {
