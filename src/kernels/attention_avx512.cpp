@@ -133,29 +133,79 @@ struct Ctx {
   float scale;
 };
 
-void pack_kv(const Ctx& c, int64_t b, int64_t h, float* kp, float* vp) {
+// 8x8 transpose: r[i] = row i (8 floats) -> r[i] = column i.
+VTX_AVX512_INLINE void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// K^T into 32-key panels (8x8 transposes, rows past T are zero), V rows copied into dhp-wide zero-padded rows.
+VTX_AVX512 void pack_kv(const Ctx& c, int64_t b, int64_t h, float* kp, float* vp) {
   const AttentionArgs& a = *c.a;
-  const float* base = a.qkv + b * a.T * c.ld;
+  const int64_t T = a.T, dh = a.dh;
+  const float* kb = a.qkv + b * T * c.ld + c.D + h * dh;
   for (int64_t p = 0; p < c.npan; ++p)
-    for (int64_t jj = 0; jj < NR; ++jj) {
-      const int64_t j = p * NR + jj;
-      float* dst = kp + p * a.dh * NR + jj;
-      const float* src = j < a.T ? base + j * c.ld + c.D + h * a.dh : nullptr;
-      for (int64_t d = 0; d < a.dh; ++d) dst[d * NR] = src ? src[d] : 0.f;
+    for (int64_t jj0 = 0; jj0 < NR; jj0 += 8) {
+      const int64_t j0 = p * NR + jj0;
+      const int64_t valid = imin(8, T - j0);
+      float* dst = kp + p * dh * NR + jj0;
+      int64_t d = 0;
+      if (valid > 0) {
+        for (; d + 8 <= dh; d += 8) {
+          __m256 r[8];
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; ++i) r[i] = i < valid ? _mm256_loadu_ps(kb + (j0 + i) * c.ld + d) : _mm256_setzero_ps();
+          transpose8(r);
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (d + i) * NR, r[i]);
+        }
+      }
+      for (; d < dh; ++d)
+        for (int64_t i = 0; i < 8; ++i) dst[d * NR + i] = i < valid ? kb[(j0 + i) * c.ld + d] : 0.f;
     }
+  const float* vb = a.qkv + b * T * c.ld + 2 * c.D + h * dh;
   for (int64_t j = 0; j < c.tpad; ++j) {
     float* dst = vp + j * c.dhp;
-    const float* src = j < a.T ? base + j * c.ld + 2 * c.D + h * a.dh : nullptr;
-    for (int64_t d = 0; d < c.dhp; ++d) dst[d] = (src && d < a.dh) ? src[d] : 0.f;
+    if (j < T) {
+      for (int64_t d = 0; d < c.dhp; d += 16) _mm512_storeu_ps(dst + d, _mm512_maskz_loadu_ps(mask16(dh - d), vb + j * c.ld + d));
+    } else {
+      for (int64_t d = 0; d < c.dhp; d += 16) _mm512_storeu_ps(dst + d, _mm512_setzero_ps());
+    }
   }
 }
 
-void pack_q(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float* qp) {
+// Q^T of one strip, pre-scaled: qp[d][MR].
+VTX_AVX512 void pack_q(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float* qp) {
   const AttentionArgs& a = *c.a;
-  for (int r = 0; r < MR; ++r) {
-    const float* src = r < rows ? a.qkv + (b * a.T + i0 + r) * c.ld + h * a.dh : nullptr;
-    for (int64_t d = 0; d < a.dh; ++d) qp[d * MR + r] = src ? src[d] * c.scale : 0.f;
+  const float* qb = a.qkv + (b * a.T + i0) * c.ld + h * a.dh;
+  int64_t d = 0;
+  if (rows == MR) {
+    const __m256 vs = _mm256_set1_ps(c.scale);
+    for (; d + 8 <= a.dh; d += 8) {
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(qb + i * c.ld + d);
+      transpose8(r);
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(qp + (d + i) * MR, _mm256_mul_ps(r[i], vs));
+    }
   }
+  for (int r = 0; r < MR; ++r)
+    for (int64_t dd = d; dd < a.dh; ++dd) qp[dd * MR + r] = r < rows ? qb[r * c.ld + dd] * c.scale : 0.f;
 }
 
 VTX_AVX512 void strip_flash(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, const float* qp,
