@@ -30,7 +30,9 @@ inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 struct Tuning {
   int64_t kc = 256, mc = 96, nc_panels = 32;
+  bool prefetch_b = true;  // L2 prefetch of the next B block during the first tile of each panel
   Tuning() {
+    if (const char* e = std::getenv("VTX_GEMM512_PFB")) prefetch_b = std::atoi(e) != 0;
     if (const char* e = std::getenv("VTX_GEMM512_KC")) kc = imax(16, std::atol(e));
     if (const char* e = std::getenv("VTX_GEMM512_MC")) mc = imax(MR, std::atol(e) / MR * MR);
     if (const char* e = std::getenv("VTX_GEMM512_NC")) nc_panels = imax(1, std::atol(e));
@@ -150,13 +152,20 @@ struct TileOut {
 };
 
 // MR x 32 microkernel. a: packed [kc][MR]; b: panel [kc][32]; buf: the tile's partial-sum slot.
+// PF: also prefetch the next panel block bn ([kc][32], same size) into L2, one line per line of b read.
+template <bool PF>
 VTX_AVX512_INLINE void kernel(const float* __restrict a, const float* __restrict b, int64_t kc, float* buf,
-                              bool load_buf, bool final, const TileOut& o) {
+                              bool load_buf, bool final, const TileOut& o, const float* bn = nullptr) {
   __m512 c[MR][2];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 2 <= kc; k += 2) {
+    if constexpr (PF) {
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) _mm_prefetch(reinterpret_cast<const char*>(bn + i * 16), _MM_HINT_T1);
+      bn += 64;
+    }
 #pragma GCC unroll 2
     for (int u = 0; u < 2; ++u) {
       const __m512 b0 = _mm512_load_ps(b + u * 32), b1 = _mm512_load_ps(b + u * 32 + 16);
@@ -266,11 +275,20 @@ VTX_AVX512 void gemm_region(const float* A, int64_t lda, const float* Wp, int64_
         for (int64_t p = p0; p < p1; ++p) {
           const float* bp = Wp + (p * K + k0) * NR;
           TileOut o{C, ldc, &ep, 0, p * NR, 0, static_cast<int>(imin(NR, N - p * NR))};
+          // Next B block this thread reads (same size, so the prefetch stays inside the packed weight):
+          // fetched into L2 while the first tile runs. In a forward pass the weights are cold (streamed
+          // from DRAM once per pass) and the hardware prefetchers stop at every 4 KiB page.
+          const float* bnext = p + 1 < p1                          ? bp + K * NR
+                               : kb + 1 < nkb && k0 + 2 * kc <= K ? Wp + (p0 * K + k0 + kc) * NR
+                                                                  : nullptr;
           for (int64_t t = 0; t < ntile; ++t) {
             o.m0 = m0 + t * MR;
             o.mvalid = static_cast<int>(imin(MR, me - o.m0));
             float* buf = cbuf ? cbuf + ((p - p0) * ntile + t) * (MR * NR) : nullptr;
-            kernel(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o);
+            if (t == 0 && bnext && tu.prefetch_b)
+              kernel<true>(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o, bnext);
+            else
+              kernel<false>(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o);
           }
         }
       }
