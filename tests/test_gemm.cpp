@@ -119,7 +119,7 @@ TEST_P(GemmThreads, ModelShapes) {
   // ViT/DINOv2-like shapes (reduced where the reference would be slow), incl. K = 588 and 768 patch embeds,
   // N = 10 classes, several K blocks, M split across threads and N split across threads.
   const int64_t shapes[][3] = {{197, 10, 768}, {33, 1152, 384}, {197, 96, 588}, {257, 40, 1536},
-                               {13, 200, 3072}, {800, 48, 100}, {2, 33, 1000}};
+                               {13, 200, 3072}, {800, 48, 100}, {2, 33, 1000}, {61, 70, 40}, {203, 64, 96}};
   for (int layout : layouts())
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); ++i) {
       const auto& sh = shapes[i];
