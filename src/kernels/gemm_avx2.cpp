@@ -52,7 +52,7 @@ void gemm_region(const float* A, int64_t lda, const float* Wp, int64_t N, int64_
   const int64_t npb = std::max<int64_t>(1, (pe - pb + tu.nc_panels - 1) / tu.nc_panels);
   const int64_t ncb = (pe - pb + npb - 1) / npb;
 
-  float* ap = t_apack.get(static_cast<size_t>(mcb * std::max<int64_t>(kcb, 1) + 8));
+  float* ap = apack_buffer(t_apack, mcb, kcb);
   float* cbuf = nkb > 1 ? t_cbuf.get(static_cast<size_t>(mcb * ncb * NR)) : nullptr;
 
   for (int64_t m0 = mb; m0 < me; m0 += mcb) {

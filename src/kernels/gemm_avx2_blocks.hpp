@@ -178,6 +178,13 @@ __attribute__((always_inline)) inline void kernel_6x16(const float* __restrict a
 }
 
 // Packs rows [m0, m0+mc) x cols [k0, k0+kc) of A into 6-row micro-panels [tile][kc][6], zero-padding rows.
+// pack_a's vector path stores 8 floats per k at stride 6: the destination needs this many floats of slack.
+constexpr size_t kApackSlack = 8;
+// Destination for pack_a of an mc x kc block, slack included.
+inline float* apack_buffer(ThreadBuf<float>& buf, int64_t mc, int64_t kc) {
+  return buf.get(static_cast<size_t>(mc * std::max<int64_t>(kc, 1)) + kApackSlack);
+}
+
 inline void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
   for (int64_t t = 0; t < mc; t += MR) {
     const int rows = static_cast<int>(std::min<int64_t>(MR, mc - t));

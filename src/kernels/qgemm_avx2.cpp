@@ -111,7 +111,7 @@ void region_wo(const float* A, int64_t lda, const QuantWeight& W, float* C, int6
   const int64_t npb = std::max<int64_t>(1, (pe - pb + tu.nc_panels - 1) / tu.nc_panels);
   const int64_t ncb = (pe - pb + npb - 1) / npb;
 
-  float* ap = t_apack.get(static_cast<size_t>(mcb * std::max<int64_t>(kcb, 1)));
+  float* ap = apack_buffer(t_apack, mcb, kcb);
   float* bb = t_bbuf.get(static_cast<size_t>(std::max<int64_t>(kcb, 1) * NR));
   float* cbuf = nkb > 1 ? t_cbuf.get(static_cast<size_t>(mcb * ncb * NR)) : nullptr;
 
