@@ -133,6 +133,13 @@ SafeTensorsFile::~SafeTensorsFile() {
   if (map_) ::munmap(map_, map_size_);
 }
 
+void SafeTensorsFile::drop_pages(const TensorInfo& t) const {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const auto b = reinterpret_cast<uintptr_t>(bytes(t)), e = b + (t.end - t.begin);
+  const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
+  if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_DONTNEED);  // advisory: failure is harmless
+}
+
 const TensorInfo& SafeTensorsFile::info(const std::string& name) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) throw Error(path_ + ": missing tensor '" + name + "'");

@@ -33,6 +33,10 @@ class SafeTensorsFile {
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
   const TensorInfo& info(const std::string& name) const;  // throws if missing
   const uint8_t* bytes(const TensorInfo& t) const { return data_ + t.begin; }
+  // Drops this process's mapping of the pages that lie wholly inside the tensor (madvise DONTNEED): the resident
+  // set shrinks once a weight has been packed, and a later read maps the pages again from the page cache, so
+  // bytes() stays valid. The mapping is read-only and private, so nothing can be lost.
+  void drop_pages(const TensorInfo& t) const;
   // Copies a tensor out; as_f32 converts F16/BF16/U8/I*/BOOL to F32.
   Tensor load(const std::string& name, bool as_f32 = false) const;
 

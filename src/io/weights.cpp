@@ -67,7 +67,7 @@ std::vector<int64_t> WeightStore::shape(const std::string& key) const {
   return it->second->info(key).shape;
 }
 
-Tensor WeightStore::f32(const std::string& key, const std::vector<int64_t>& expect) const {
+WeightStore::View WeightStore::view(const std::string& key, const std::vector<int64_t>& expect) const {
   auto it = where_.find(key);
   if (it == where_.end()) throw Error(file_of(key) + ": missing tensor '" + key + "'");
   const TensorInfo& ti = it->second->info(key);
@@ -76,7 +76,17 @@ Tensor WeightStore::f32(const std::string& key, const std::vector<int64_t>& expe
                 shape_str(expect));
   if (ti.dtype != DType::F32 && ti.dtype != DType::F16 && ti.dtype != DType::BF16)
     throw Error(it->second->path() + ": tensor '" + key + "' has dtype " + dtype_name(ti.dtype) + ", expected a float type");
-  return it->second->load(key, true);
+  return View{it->second->bytes(ti), ti.dtype, ti.shape};
+}
+
+Tensor WeightStore::f32(const std::string& key, const std::vector<int64_t>& expect) const {
+  view(key, expect);  // checks
+  return where_.find(key)->second->load(key, true);
+}
+
+void WeightStore::release(const std::string& key) const {
+  auto it = where_.find(key);
+  if (it != where_.end()) it->second->drop_pages(it->second->info(key));
 }
 
 DType WeightStore::dtype(const std::string& key) const {

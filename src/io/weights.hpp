@@ -25,6 +25,18 @@ class WeightStore {
   std::vector<std::string> keys() const;
   const std::string& dir() const { return dir_; }
 
+  // A float tensor (F32/F16/BF16) in place in the mapped file, no copy; same checks as f32(). The bytes may be
+  // unaligned and stay valid as long as the store.
+  struct View {
+    const void* data;
+    DType dtype;
+    std::vector<int64_t> shape;
+  };
+  View view(const std::string& key, const std::vector<int64_t>& shape = {}) const;
+  // The tensor has been consumed (packed / copied): drop its pages from the resident set (see
+  // SafeTensorsFile::drop_pages). Views and later reads stay valid. No-op for unknown keys.
+  void release(const std::string& key) const;
+
   DType dtype(const std::string& key) const;     // as stored; throws (naming file and key) when missing
   Tensor raw(const std::string& key) const;       // a copy as stored (any dtype)
 

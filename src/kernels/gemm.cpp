@@ -4,10 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 #include <stdexcept>
 #include <string>
 
 #include "core/cpu.hpp"
+#include "core/half.hpp"
 #include "core/threadpool.hpp"
 
 namespace vtx::kernels {
@@ -43,7 +48,7 @@ void apply_act(float* y, int64_t n, Act act) {
 }
 
 struct PackAccess {
-  static void set(PackedWeight& p, int64_t n, int64_t k, int layout, AlignedFloats d) {
+  static void set(PackedWeight& p, int64_t n, int64_t k, int layout, PageBuffer d) {
     p.n_ = n;
     p.k_ = k;
     p.layout_ = layout;
@@ -60,34 +65,110 @@ bool PackedWeight::layout_supported(int layout) {
   return false;
 }
 
-PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K) {
-  return pack(w, N, K, cpu_has_avx512() ? kLayoutAvx512 : cpu_has_avx2_fma() ? kLayoutAvx2 : kLayoutPortable);
+static int best_layout() {
+  return cpu_has_avx512() ? PackedWeight::kLayoutAvx512
+         : cpu_has_avx2_fma() ? PackedWeight::kLayoutAvx2
+                              : PackedWeight::kLayoutPortable;
 }
 
+PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K) { return pack(w, N, K, best_layout()); }
+
 PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K, int layout) {
-  if (N < 0 || K < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
-  PackedWeight p;
-  if (layout == kLayoutPortable) {
-    AlignedFloats t(static_cast<size_t>(N * K));
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t k = 0; k < K; ++k) t[k * N + n] = w[n * K + k];
-    PackAccess::set(p, N, K, layout, std::move(t));
-  } else if (layout == kLayoutAvx2 || layout == kLayoutAvx512) {
-    if (!layout_supported(layout))
-      throw std::runtime_error("PackedWeight::pack: layout " + std::to_string(layout) + " not supported by this CPU");
-    const int64_t NR = layout == kLayoutAvx2 ? 16 : 32;
-    const int64_t np = (N + NR - 1) / NR;
-    AlignedFloats t(static_cast<size_t>(np * K * NR), 0.f);
-    for (int64_t pn = 0; pn < np; ++pn)
-      for (int64_t j = 0; j < NR && pn * NR + j < N; ++j) {
-        const float* src = w + (pn * NR + j) * K;
-        float* dst = t.data() + pn * K * NR + j;
-        for (int64_t k = 0; k < K; ++k) dst[k * NR] = src[k];
+  if (N < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
+  return pack_rows({{w, DType::F32, N}}, K, layout);
+}
+
+PackedWeight PackedWeight::pack_rows(const std::vector<WeightRows>& parts, int64_t K) {
+  return pack_rows(parts, K, best_layout());
+}
+
+// Row n of the stacked weight, converted to f32 (unaligned sources are read with memcpy).
+static void read_row(const WeightRows& part, int64_t r, int64_t K, float* out) {
+  const auto* base = static_cast<const uint8_t*>(part.data);
+  switch (part.dtype) {
+    case DType::F32: std::memcpy(out, base + r * K * 4, static_cast<size_t>(K) * 4); return;
+    case DType::F16:
+    case DType::BF16: {
+      const uint8_t* src = base + r * K * 2;
+      for (int64_t k = 0; k < K; ++k) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * k, 2);
+        out[k] = part.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
       }
-    PackAccess::set(p, N, K, layout, std::move(t));
-  } else {
+      return;
+    }
+    default: throw std::invalid_argument("PackedWeight::pack_rows: weights must be F32, F16 or BF16");
+  }
+}
+
+// dst (64-byte aligned, n a multiple of 16) <- src with non-temporal stores where available: the packed weight is
+// written once and not read again during load.
+static void stream_copy(float* dst, const float* src, int64_t n) {
+#if defined(__SSE2__)
+  for (int64_t i = 0; i < n; i += 4) _mm_stream_ps(dst + i, _mm_load_ps(src + i));
+#else
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+#endif
+}
+
+PackedWeight PackedWeight::pack_rows(const std::vector<WeightRows>& parts, int64_t K, int layout) {
+  int64_t N = 0;
+  for (const WeightRows& p : parts) {
+    if (p.rows < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
+    N += p.rows;
+  }
+  if (K < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
+  if (!layout_supported(layout)) {
+    if (layout == kLayoutAvx2 || layout == kLayoutAvx512)
+      throw std::runtime_error("PackedWeight::pack: layout " + std::to_string(layout) + " not supported by this CPU");
     throw std::invalid_argument("PackedWeight::pack: unknown layout " + std::to_string(layout));
   }
+  // Layout 0 is [K, N] (one panel N wide); layouts 1 and 2 are panels of NR columns, [N/NR][K][NR]. The buffer
+  // starts zeroed, so the padding columns of the last panel need no writes.
+  const int64_t NR = layout == kLayoutAvx2 ? 16 : layout == kLayoutAvx512 ? 32 : std::max<int64_t>(N, 1);
+  const int64_t np = (N + NR - 1) / NR;
+  PageBuffer buf(static_cast<size_t>(np * K * NR) * sizeof(float));
+  float* t = reinterpret_cast<float*>(buf.data());
+  // Rows go through a small f32 staging block (converted, unaligned-safe) and are written k-blocked, so the
+  // strided writes of one panel stay within a few KiB.
+  constexpr int64_t KB = 64;
+  const int64_t R = std::min<int64_t>(NR, 32);  // rows staged at a time (layout 0: its whole "panel" is N)
+  std::vector<float> stage(static_cast<size_t>(R * K));
+  AlignedFloats tile(static_cast<size_t>(KB * R));
+  std::vector<std::pair<const WeightRows*, int64_t>> src(static_cast<size_t>(N));  // row n -> (part, row)
+  {
+    int64_t n = 0;
+    for (const WeightRows& part : parts)
+      for (int64_t r = 0; r < part.rows; ++r) src[static_cast<size_t>(n++)] = {&part, r};
+  }
+  for (int64_t n0 = 0; n0 < N; n0 += R) {
+    const int64_t rows = std::min(R, N - n0);
+    for (int64_t j = 0; j < rows; ++j) {
+      const auto& [part, r] = src[static_cast<size_t>(n0 + j)];
+      read_row(*part, r, K, stage.data() + j * K);
+    }
+    if (layout != kLayoutPortable && rows == NR) {  // a whole panel: transpose k-blocks in L1, stream them out (no read-for-ownership)
+      float* panel = t + (n0 / NR) * K * NR;
+      for (int64_t k0 = 0; k0 < K; k0 += KB) {
+        const int64_t k1 = std::min(K, k0 + KB);
+        for (int64_t j = 0; j < NR; ++j)
+          for (int64_t k = k0; k < k1; ++k) tile[static_cast<size_t>((k - k0) * NR + j)] = stage[static_cast<size_t>(j * K + k)];
+        stream_copy(panel + k0 * NR, tile.data(), (k1 - k0) * NR);
+      }
+      continue;
+    }
+    for (int64_t j = 0; j < rows; ++j) {
+      const int64_t n = n0 + j;
+      float* dst = t + (n / NR) * K * NR + n % NR;
+      const float* s = stage.data() + j * K;
+      for (int64_t k = 0; k < K; ++k) dst[k * NR] = s[k];
+    }
+  }
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+  PackedWeight p;
+  PackAccess::set(p, N, K, layout, std::move(buf));
   return p;
 }
 

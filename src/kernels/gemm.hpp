@@ -8,6 +8,9 @@
 #include <new>
 #include <vector>
 
+#include "core/page_buffer.hpp"
+#include "vtx/tensor.hpp"
+
 namespace vtx::kernels {
 
 // 64-byte aligned allocator (packed weights / kernel buffers: whole cache lines, aligned vector loads).
@@ -36,31 +39,42 @@ struct Epilogue {
   int64_t ldr = 0;
 };
 
+// Rows of a weight as stored: [rows, K] row-major, F32, F16 or BF16, any alignment (e.g. straight from a
+// mapped checkpoint). Several blocks stacked make one weight (fused q/k/v).
+struct WeightRows {
+  const void* data;
+  DType dtype;
+  int64_t rows;
+};
+
 // Packed weight. The layout is private to the kernel implementation (gemm.cpp / gemm_*.cpp).
 class PackedWeight {
  public:
   PackedWeight() = default;
   static PackedWeight pack(const float* w, int64_t N, int64_t K);  // w row-major [N, K], best layout for this CPU
+  // The blocks stacked along N (N = sum of rows), converted to f32 while packing; best layout for this CPU.
+  static PackedWeight pack_rows(const std::vector<WeightRows>& parts, int64_t K);
   // Layouts: 0 = portable ([K, N], any CPU); 1 = AVX2/FMA panels of 16 output columns ([N/16][K][16], zero
   // padded); 2 = AVX-512 panels of 32 columns ([N/32][K][32]). pack() picks 2, else 1, else 0.
   // pack with an explicit layout is for tests/benchmarks; it throws if the CPU lacks the instructions.
   static constexpr int kLayoutPortable = 0, kLayoutAvx2 = 1, kLayoutAvx512 = 2;
   static bool layout_supported(int layout);
   static PackedWeight pack(const float* w, int64_t N, int64_t K, int layout);
+  static PackedWeight pack_rows(const std::vector<WeightRows>& parts, int64_t K, int layout);
   int64_t N() const { return n_; }
   int64_t K() const { return k_; }
   bool empty() const { return n_ == 0; }
-  size_t bytes() const { return data_.size() * sizeof(float); }
+  size_t bytes() const { return data_.size(); }
 
   // Implementation detail, used by the kernels.
-  const float* data() const { return data_.data(); }
+  const float* data() const { return reinterpret_cast<const float*>(data_.data()); }
   int layout() const { return layout_; }
 
  private:
   friend struct PackAccess;
   int64_t n_ = 0, k_ = 0;
   int layout_ = 0;
-  AlignedFloats data_;
+  PageBuffer data_;  // floats; page-populated at allocation (see core/page_buffer.hpp)
 };
 
 

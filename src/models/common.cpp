@@ -74,6 +74,19 @@ static std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
+// The precision a float-stored linear weight is kept in: layers vtx may quantize follow the load dtype
+// (LoadOptions / quantization_config; "" keeps F16/BF16 checkpoints in half precision), every other layer is f32.
+static kernels::WType wanted_wtype(const io::WeightStore& ws, const std::string& prefix, DType stored) {
+  using kernels::WType;
+  if (!is_quantizable_linear(prefix)) return WType::F32;
+  const std::string& want = ws.linear_precision().dtype;
+  if (want.empty()) return stored == DType::F16 ? WType::F16 : stored == DType::BF16 ? WType::BF16 : WType::F32;
+  WType t = WType::F32;
+  if (!kernels::parse_wtype(want, &t))
+    throw Error(ws.dir() + ": unknown load dtype \"" + want + "\" (f32, f16, bf16, int8, int4)");
+  return t;
+}
+
 bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
                         kernels::QuantData* q, std::vector<float>* f32) {
   using kernels::WType;
@@ -120,15 +133,7 @@ bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, in
     return true;
   }
   Tensor w = ws.f32(key, {out, in});
-  WType t = WType::F32;
-  if (is_quantizable_linear(prefix)) {
-    const std::string& want = ws.linear_precision().dtype;
-    if (want.empty()) {
-      t = stored == DType::F16 ? WType::F16 : stored == DType::BF16 ? WType::BF16 : WType::F32;
-    } else if (!kernels::parse_wtype(want, &t)) {
-      throw Error(ws.dir() + ": unknown load dtype \"" + want + "\" (f32, f16, bf16, int8, int4)");
-    }
-  }
+  const WType t = wanted_wtype(ws, prefix, stored);
   if (t == WType::F32) {
     f32->assign(w.data<float>(), w.data<float>() + w.numel());
     return false;
@@ -146,21 +151,41 @@ Linear Linear::load_stacked(const io::WeightStore& ws, const std::vector<std::st
   Linear l;
   l.in = in;
   l.out = out_each * static_cast<int64_t>(prefixes.size());
-  std::vector<kernels::QuantData> qs(prefixes.size());
-  std::vector<float> wf, part;
   std::vector<float> b(static_cast<size_t>(l.out), 0.f);
-  bool any_q = false, any_f = false, any_bias = false;
-  for (size_t i = 0; i < prefixes.size(); ++i) {
-    part.clear();
-    const bool isq = load_linear_weight(ws, prefixes[i], out_each, in, &qs[i], &part);
-    any_q |= isq;
-    any_f |= !isq;
-    wf.insert(wf.end(), part.begin(), part.end());
+  bool any_bias = false;
+  for (size_t i = 0; i < prefixes.size(); ++i)
     if (has_bias || ws.has(prefixes[i] + ".bias")) {
       Tensor bi = ws.f32(prefixes[i] + ".bias", {out_each});
       std::copy(bi.data<float>(), bi.data<float>() + out_each, b.begin() + static_cast<int64_t>(i) * out_each);
       any_bias = true;
     }
+  if (any_bias) l.bias = std::move(b);
+  // f32 kernels on float-stored weights (the common case): packed straight from the mapped file, no copies.
+  bool direct = true;
+  for (const auto& p : prefixes) {
+    const DType stored = ws.dtype(p + ".weight");
+    direct = direct && stored != DType::I8 && stored != DType::U8 && wanted_wtype(ws, p, stored) == kernels::WType::F32;
+  }
+  if (direct) {
+    std::vector<kernels::WeightRows> rows;
+    for (const auto& p : prefixes) {
+      const io::WeightStore::View v = ws.view(p + ".weight", {out_each, in});
+      rows.push_back({v.data, v.dtype, out_each});
+    }
+    l.w = kernels::PackedWeight::pack_rows(rows, in);
+    for (const auto& p : prefixes) ws.release(p + ".weight");
+    return l;
+  }
+  std::vector<kernels::QuantData> qs(prefixes.size());
+  std::vector<float> wf, part;
+  bool any_q = false, any_f = false;
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    part.clear();
+    const bool isq = load_linear_weight(ws, prefixes[i], out_each, in, &qs[i], &part);
+    ws.release(prefixes[i] + ".weight");
+    any_q |= isq;
+    any_f |= !isq;
+    wf.insert(wf.end(), part.begin(), part.end());
   }
   if (any_q && any_f) throw Error(ws.file_of(prefixes[0] + ".weight") + ": '" + prefixes[0] +
                                   "' and the layers fused with it are stored in different precisions");
@@ -175,7 +200,6 @@ Linear Linear::load_stacked(const io::WeightStore& ws, const std::vector<std::st
   } else {
     l.w = kernels::PackedWeight::pack(wf.data(), l.out, in);
   }
-  if (any_bias) l.bias = std::move(b);
   return l;
 }
 
