@@ -1,6 +1,7 @@
 // vtx bench MODEL_DIR [--batch N] [--threads T] [--height H --width W] [--warmup W] [--iters N] [--json]
 // Times the forward pass only (same input every iteration, one Session, one process); load is timed separately.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +23,16 @@ static double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
+// Resident set now (MB), from /proc/self/statm; 0 where unavailable.
+static double current_rss_mb() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%ld %ld", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0) : 0;
+}
+
 static int cmd_bench(const Args& args) {
   ArgParser p(args, {"--batch", "--threads", "--height", "--width", "--warmup", "--iters", "--dtype", "--quantize"}, {"--json", "--no-peak"});
   if (p.positional().size() != 1)
@@ -34,6 +45,7 @@ static int cmd_bench(const Args& args) {
   auto t0 = std::chrono::steady_clock::now();
   auto model = Model::load(dir, load_options(p));
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const double rss_loaded = current_rss_mb();
   const ModelInfo& info = model->info();
   int64_t def = info.image_size > 0 ? info.image_size : 224;
   if (info.model_type.rfind("dinov2", 0) == 0) def = 224;  // the ONNX Runtime anchors run DINOv2 at 224
@@ -49,10 +61,12 @@ static int cmd_bench(const Args& args) {
   Session s(model);
   for (int i = 0; i < warmup; ++i) s.forward(x, opt);
   std::vector<double> ms;
+  double rss_steady = 0;
   for (int i = 0; i < iters; ++i) {
     auto a = std::chrono::steady_clock::now();
     s.forward(x, opt);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+    if (i == 0) rss_steady = current_rss_mb();  // weights + activations + runtime, after a full forward pass
   }
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
@@ -67,7 +81,8 @@ static int cmd_bench(const Args& args) {
                       {"load_ms", load_ms}, {"quantization", info.quantization.empty() ? "none" : info.quantization}, {"median_ms", median}, {"min_ms", sorted.front()}, {"p90_ms", p90},
                       {"images_per_s_at_median", batch / (median / 1e3)}, {"gflop_per_batch", gflop},
                       {"gflops_at_median", gflops}, {"fma_peak_gflops", peak},
-                      {"pct_peak", peak > 0 ? 100.0 * gflops / peak : 0.0}, {"peak_rss_mb", peak_rss_mb()}};
+                      {"pct_peak", peak > 0 ? 100.0 * gflops / peak : 0.0}, {"peak_rss_mb", peak_rss_mb()},
+                      {"rss_after_load_mb", rss_loaded}, {"rss_steady_mb", rss_steady}};
   if (p.has("--json")) {
     std::cout << j.dump() << "\n";
   } else {
@@ -80,7 +95,8 @@ static int cmd_bench(const Args& args) {
     std::printf("images/s  %8.2f\n", batch / (median / 1e3));
     std::printf("GFLOP/s   %8.1f   (%.2f GFLOP per batch; measured FMA peak %.1f GFLOP/s -> %.0f%%)\n", gflops, gflop,
                 peak, peak > 0 ? 100.0 * gflops / peak : 0.0);
-    std::printf("peak RSS  %8.1f MB\n", peak_rss_mb());
+    std::printf("peak RSS  %8.1f MB   (after load %.1f MB, steady after a forward pass %.1f MB: peak / steady %.2fx)\n",
+                peak_rss_mb(), rss_loaded, rss_steady, rss_steady > 0 ? peak_rss_mb() / rss_steady : 0.0);
   }
   return 0;
 }

@@ -44,7 +44,7 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     ::close(fd);
     throw Error(path + ": truncated safetensors file (" + std::to_string(map_size_) + " bytes, no header)");
   }
-  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (map_ == MAP_FAILED) {
     map_ = nullptr;
@@ -140,6 +140,16 @@ void SafeTensorsFile::drop_pages(const TensorInfo& t) const {
   if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_DONTNEED);  // advisory: failure is harmless
 }
 
+void SafeTensorsFile::populate(const TensorInfo& t) const {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const auto b = reinterpret_cast<uintptr_t>(bytes(t)) / page * page, e = reinterpret_cast<uintptr_t>(bytes(t)) + (t.end - t.begin);
+  if (e <= b) return;
+#ifdef MADV_POPULATE_READ
+  if (::madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ) == 0) return;
+#endif
+  ::madvise(reinterpret_cast<void*>(b), e - b, MADV_WILLNEED);  // older kernels; advisory
+}
+
 const TensorInfo& SafeTensorsFile::info(const std::string& name) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) throw Error(path_ + ": missing tensor '" + name + "'");
@@ -148,6 +158,7 @@ const TensorInfo& SafeTensorsFile::info(const std::string& name) const {
 
 Tensor SafeTensorsFile::load(const std::string& name, bool as_f32) const {
   const TensorInfo& ti = info(name);
+  populate(ti);
   Tensor t = Tensor::uninitialized(ti.shape, ti.dtype);
   if (t.nbytes()) std::memcpy(t.raw(), bytes(ti), t.nbytes());
   return as_f32 ? t.to_f32() : t;

@@ -76,6 +76,7 @@ WeightStore::View WeightStore::view(const std::string& key, const std::vector<in
                 shape_str(expect));
   if (ti.dtype != DType::F32 && ti.dtype != DType::F16 && ti.dtype != DType::BF16)
     throw Error(it->second->path() + ": tensor '" + key + "' has dtype " + dtype_name(ti.dtype) + ", expected a float type");
+  it->second->populate(ti);
   return View{it->second->bytes(ti), ti.dtype, ti.shape};
 }
 
