@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/threadpool.hpp"
@@ -22,11 +23,14 @@ std::vector<float> rnd(size_t n, uint32_t seed) {
   return v;
 }
 
-// args: M, N, K, threads, type (0 f32, 1 f16, 2 bf16, 3 int8, 4 int4)
+// args: M, N, K, threads, type (0 f32, 1 f16, 2 bf16, 3 int8, 4 int4), kernel (0: what linear_q picks on this
+// CPU, 1: the AVX2 kernels via linear_q_avx2)
 void BM_linear(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
   const int threads = static_cast<int>(st.range(3));
   const WType t = static_cast<WType>(st.range(4));
+  const bool avx2 = st.range(5) == 1;
+  const auto kernel = avx2 ? linear_q_avx2 : linear_q;
   if (vtx::num_threads() != threads) vtx::set_num_threads(threads);
   auto A = rnd(M * K, 1), W = rnd(N * K, 2), b = rnd(N, 3);
   std::vector<float> C(M * N, 0.f);
@@ -39,11 +43,11 @@ void BM_linear(benchmark::State& st) {
   else qw = QuantWeight::pack(quantize(W.data(), N, K, t));
   for (auto _ : st) {
     if (t == WType::F32) linear(A.data(), M, K, pw, C.data(), N, ep);
-    else linear_q(A.data(), M, K, qw, C.data(), N, ep);
+    else kernel(A.data(), M, K, qw, C.data(), N, ep);
     benchmark::DoNotOptimize(C.data());
   }
   st.counters["GOPS"] = benchmark::Counter(2.0 * M * N * K * st.iterations() / 1e9, benchmark::Counter::kIsRate);
-  st.SetLabel(wtype_name(t));
+  st.SetLabel(std::string(wtype_name(t)) + (t == WType::F32 ? "" : avx2 ? " avx2" : " linear_q"));
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
@@ -51,7 +55,8 @@ void shapes(benchmark::internal::Benchmark* b) {
   const int64_t s[][3] = {{1576, 2304, 768}, {1576, 768, 768}, {1576, 3072, 768}, {1576, 768, 3072},
                           {2056, 1536, 384}, {2056, 384, 1536}, {197, 3072, 768}};
   for (auto& x : s)
-    for (int t = 0; t <= 4; ++t) b->Args({x[0], x[1], x[2], 2, t});
+    for (int t = 0; t <= 4; ++t)
+      for (int k = 0; k <= (t == 0 ? 0 : 1); ++k) b->Args({x[0], x[1], x[2], 2, t, k});
 }
 
 BENCHMARK(BM_linear)->Apply(shapes)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -1,6 +1,7 @@
 // Quantized / half-precision GEMM kernels against their scalar references (kernels/qgemm.hpp): every type,
 // odd M/N/K, K not a multiple of the int4 group, every epilogue, 1 and 2 threads, the portable path, the AVX2
-// path and (where the CPU has it) the AVX-512 VNNI int8 path; quantizer properties; pack/unpack round trips.
+// path and (where the CPU has them) the AVX-512 weight-only and VNNI int8 paths; quantizer properties;
+// pack/unpack round trips.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -79,10 +80,11 @@ void expect_close_q(const std::vector<float>& got, const std::vector<float>& ref
 
 using Kernel = void (*)(const float*, int64_t, int64_t, const QuantWeight&, float*, int64_t, const Epilogue&);
 
-void run_all(Kernel kernel, const char* name, int threads) {
+template <class Shapes = decltype(kShapes)>
+void run_all(Kernel kernel, const char* name, int threads, const Shapes& shapes = kShapes) {
   set_num_threads(threads);
   uint32_t seed = 10;
-  for (const Shape& s : kShapes)
+  for (const Shape& s : shapes)
     for (WType t : kTypes)
       for (int e = 0; e < 4; ++e) {
         const Case c = make_case(s, seed += 7);
@@ -116,6 +118,22 @@ TEST(QGemm, Avx2MatchesReference) {
   if (!cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2/FMA on this CPU (the portable path is tested above)";
   run_all(linear_q_avx2, "avx2", 1);
   run_all(linear_q_avx2, "avx2", 2);
+}
+
+// The AVX-512 weight-only kernels (f16/bf16/int4; int8 goes to the kernel linear_q picks) on the shapes above
+// plus ones that reach every blocking case of the 8x32 kernel with its default tuning (kc 256, mc 192): M past
+// one row block and not a multiple of 8, several K blocks whose boundaries fall inside int4 groups, an odd
+// number of 16-column panels (a 32-column tile with its second panel past N), N > 96 so that 2 threads split
+// the panels, and both threading splits. lda = K + 3, ldc = N + 2 and every epilogue as in run_all.
+TEST(QGemm, Avx512MatchesReference) {
+  if (!cpu_has_avx512())
+    GTEST_SKIP() << "no AVX-512 F/VL/BW/DQ on this CPU, or VTX_DISABLE_AVX512=1 (AVX2 and portable tested above)";
+  EXPECT_STREQ(weight_only_kernel_name(), "avx512");
+  const Shape extra[] = {{9, 130, 200}, {203, 72, 520}, {397, 100, 129}, {2, 200, 700}};
+  for (int threads : {1, 2}) {
+    run_all(linear_q_avx512, "avx512", threads);
+    run_all(linear_q_avx512, "avx512", threads, extra);
+  }
 }
 
 // The int8 kernels compute exact integer dot products with the same activation quantization and the same

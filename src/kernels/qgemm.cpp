@@ -1,5 +1,5 @@
 // Quantized / half-precision linear layers: quantizers, packing, the portable kernels, the scalar references
-// and the run-time dispatch to qgemm_avx2.cpp. See qgemm.hpp for the formats.
+// and the run-time dispatch to qgemm_avx512.cpp / qgemm_avx2.cpp. See qgemm.hpp for the formats.
 #include "kernels/qgemm.hpp"
 
 #include <algorithm>
@@ -19,6 +19,10 @@ void linear_q(const float* A, int64_t M, int64_t lda, const QuantWeight& W, floa
 void linear_q_impl(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
                    const Epilogue& ep, bool vnni);
 bool int8_vnni();
+}
+namespace avx512 {  // qgemm_avx512.cpp (weight-only types)
+void linear_q_wo(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
+                 const Epilogue& ep);
 }
 
 const char* wtype_name(WType t) {
@@ -442,8 +446,23 @@ void linear_q_portable(const float* A, int64_t M, int64_t lda, const QuantWeight
 void linear_q(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
               const Epilogue& ep) {
   if (W.type() == WType::F32) throw std::logic_error("linear_q: empty / f32 QuantWeight");
+  if (W.type() != WType::Int8 && cpu_has_avx512()) return avx512::linear_q_wo(A, M, lda, W, C, ldc, ep);
   if (cpu_has_avx2_fma()) return qavx2::linear_q(A, M, lda, W, C, ldc, ep);
   linear_q_portable(A, M, lda, W, C, ldc, ep);
+}
+
+void linear_q_avx512(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
+                     const Epilogue& ep) {
+  if (!cpu_has_avx512())
+    throw std::runtime_error("linear_q_avx512: no AVX-512 on this CPU (or VTX_DISABLE_AVX512=1)");
+  if (W.type() == WType::F32) throw std::logic_error("linear_q: empty / f32 QuantWeight");
+  if (W.type() == WType::Int8) return qavx2::linear_q(A, M, lda, W, C, ldc, ep);
+  avx512::linear_q_wo(A, M, lda, W, C, ldc, ep);
+}
+
+const char* weight_only_kernel_name() {
+  if (cpu_has_avx512()) return "avx512";
+  return cpu_has_avx2_fma() ? "avx2" : "portable";
 }
 
 void linear_q_avx2(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,

@@ -18,7 +18,8 @@
 //
 // QuantData is the canonical, row-major form (what `vtx quantize` writes and the scalar references use);
 // QuantWeight is the packed run-time form (panels of 16 output columns, same layout on every CPU, so the
-// portable kernels and the AVX2 kernels read the same bytes). Only the packed form is kept in a loaded model.
+// portable, AVX2 and AVX-512 kernels read the same bytes; AVX-512 takes two adjacent panels per 32-column
+// tile). Only the packed form is kept in a loaded model.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -89,8 +90,9 @@ class QuantWeight {
   const int32_t* comp() const { return comp_.data(); }
 };
 
-// Multi-threaded on the global pool (AVX2 when cpu_has_avx2_fma(), else portable). Same contract as linear():
-// A rows strided by lda >= K, C rows by ldc >= N, ep.residual may alias C exactly.
+// Multi-threaded on the global pool. Same contract as linear(): A rows strided by lda >= K, C rows by ldc >= N,
+// ep.residual may alias C exactly. Kernels: F16/BF16/Int4 AVX-512 (8x32 fp32 microkernel of the fp32 GEMM) when
+// cpu_has_avx512(), else AVX2 when cpu_has_avx2_fma(), else portable; Int8 see int8_kernel_name().
 void linear_q(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
               const Epilogue& ep = {});
 // Portable path (any CPU; what linear_q runs without AVX2). Exposed for tests.
@@ -100,6 +102,11 @@ void linear_q_portable(const float* A, int64_t M, int64_t lda, const QuantWeight
 // The AVX2 kernels even where linear_q would pick AVX-512 VNNI for int8 (tests/benchmarks; throws without AVX2).
 void linear_q_avx2(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
                    const Epilogue& ep = {});
+// The AVX-512 kernels (tests/benchmarks; throws when cpu_has_avx512() is false). Int8: what linear_q runs.
+void linear_q_avx512(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
+                     const Epilogue& ep = {});
+// The F16/BF16/Int4 kernel linear_q runs on this CPU: "avx512", "avx2" or "portable".
+const char* weight_only_kernel_name();
 // The int8 kernel linear_q runs on this CPU: "avx512-vnni" (AVX-512 BW + VNNI; VTX_DISABLE_VNNI=1 or
 // VTX_DISABLE_AVX512=1 turn it off), "avx2" (vpmaddubsw), "portable". All give the same int32 dot products.
 const char* int8_kernel_name();

@@ -1,0 +1,313 @@
+#pragma once
+// Building blocks of the AVX-512 GEMMs (fp32 in gemm_avx512.cpp, weight-only f16/bf16/int4 in qgemm_avx512.cpp):
+// per-thread scratch, the fused epilogue on 32 columns, the 8x32 FMA microkernel, A packing, the blocked
+// region loop (templated on where the [kc][32] f32 B blocks come from) and the thread split.
+// Include only from files compiled with the default (portable) flags: every AVX-512 function carries a target
+// attribute and is only reached after cpu_has_avx512(). Everything here has internal linkage (anonymous
+// namespace: each including file gets its own copy), and no standard-library templates are instantiated
+// inside AVX-512 functions, so no AVX-512 code can leak into shared (weak) symbols.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+
+#include "core/threadpool.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/vmath_avx512.hpp"
+
+#define VTX_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
+
+namespace vtx::kernels::avx512 {
+
+namespace {
+
+constexpr int NR = 32;
+constexpr int MR = 8;
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+struct ThreadBuf {
+  float* p = nullptr;
+  size_t n = 0;
+  ~ThreadBuf() { ::operator delete(p, std::align_val_t(64)); }
+  float* get(size_t need) {
+    if (need > n) {
+      ::operator delete(p, std::align_val_t(64));
+      p = static_cast<float*>(::operator new(need * sizeof(float), std::align_val_t(64)));
+      n = need;
+    }
+    return p;
+  }
+};
+thread_local ThreadBuf t_apack, t_cbuf;
+
+// Cache blocking of region(): K blocks of <= kc, row blocks of <= mc, groups of nc_panels 32-column panels.
+struct Blocking {
+  int64_t kc = 256, mc = 96, nc_panels = 32;
+  bool prefetch_b = true;  // L2 prefetch of the next B block during the first tile of each panel
+  // Overrides from the environment: <prefix>_KC, <prefix>_MC (rounded down to a multiple of MR), <prefix>_NC,
+  // <prefix>_PFB (0/1).
+  void read_env(const char* prefix) {
+    char name[64];
+    auto get = [&](const char* what) {
+      std::snprintf(name, sizeof name, "%s_%s", prefix, what);
+      return std::getenv(name);
+    };
+    if (const char* e = get("PFB")) prefetch_b = std::atoi(e) != 0;
+    if (const char* e = get("KC")) kc = imax(16, std::atol(e));
+    if (const char* e = get("MC")) mc = imax(MR, std::atol(e) / MR * MR);
+    if (const char* e = get("NC")) nc_panels = imax(1, std::atol(e));
+  }
+};
+
+// ---- 512-bit math (same algorithms as elementwise_avx2.hpp) ----
+
+VTX_AVX512_INLINE __m512 erf512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
+  const __m512 x2 = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(-2.72614225801306e-10f);
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(2.77068142495902e-08f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-2.10102402082508e-06f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-5.69250639462346e-05f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-7.34990630326855e-04f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-2.95459980854025e-03f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-1.60960333262415e-02f));
+  __m512 q = _mm512_set1_ps(-1.45660718464996e-05f);
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-2.13374055278905e-04f));
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1.68282697438203e-03f));
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-7.37332916720468e-03f));
+  q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(-1.42647390514189e-02f));
+  __m512 r = _mm512_div_ps(_mm512_mul_ps(x, p), q);
+  return _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-1.0f)), _mm512_set1_ps(1.0f));
+}
+
+VTX_AVX512_INLINE __m512 xsigmoid512(__m512 x, __m512 ax) {
+  __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), ax));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+VTX_AVX512_INLINE __m512 act512(__m512 v, Act act) {
+  switch (act) {
+    case Act::None: return v;
+    case Act::Gelu: {
+      __m512 e = erf512(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f)));
+      return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    }
+    case Act::GeluTanh: {
+      __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
+      __m512 y2 = _mm512_mul_ps(_mm512_set1_ps(2.0f * 0.7978845608028654f),
+                                _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, v));
+      return xsigmoid512(v, y2);
+    }
+    case Act::Relu: return _mm512_max_ps(v, _mm512_setzero_ps());
+    case Act::QuickGelu: return xsigmoid512(v, _mm512_mul_ps(_mm512_set1_ps(1.702f), v));
+  }
+  return v;
+}
+
+VTX_AVX512_INLINE void epilogue_row32(__m512 v0, __m512 v1, float* c, const float* res, int64_t n0, int nvalid,
+                                      const Epilogue& ep) {
+  const __mmask16 m0 = nvalid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nvalid) - 1);
+  const __mmask16 m1 = nvalid >= 32 ? __mmask16(0xFFFF) : nvalid <= 16 ? __mmask16(0) : __mmask16((1u << (nvalid - 16)) - 1);
+  if (ep.bias) {
+    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ep.bias + n0));
+    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ep.bias + n0 + 16));
+  }
+  if (ep.act != Act::None) {
+    v0 = act512(v0, ep.act);
+    if (m1) v1 = act512(v1, ep.act);
+  }
+  if (ep.scale) {
+    v0 = _mm512_mul_ps(v0, _mm512_maskz_loadu_ps(m0, ep.scale + n0));
+    v1 = _mm512_mul_ps(v1, _mm512_maskz_loadu_ps(m1, ep.scale + n0 + 16));
+  }
+  if (res) {
+    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, res));
+    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, res + 16));
+  }
+  _mm512_mask_storeu_ps(c, m0, v0);
+  _mm512_mask_storeu_ps(c + 16, m1, v1);
+}
+
+struct TileOut {
+  float* C;
+  int64_t ldc;
+  const Epilogue* ep;
+  int64_t m0, n0;
+  int mvalid, nvalid;
+};
+
+// MR x 32 microkernel. a: packed [kc][MR]; b: panel [kc][32]; buf: the tile's partial-sum slot.
+// PF: also prefetch the next panel block bn ([kc][32], same size) into L2, one line per line of b read.
+template <bool PF>
+VTX_AVX512_INLINE void kernel(const float* __restrict a, const float* __restrict b, int64_t kc, float* buf,
+                              bool load_buf, bool final, const TileOut& o, const float* bn = nullptr) {
+  __m512 c[MR][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 2 <= kc; k += 2) {
+    if constexpr (PF) {
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) _mm_prefetch(reinterpret_cast<const char*>(bn + i * 16), _MM_HINT_T1);
+      bn += 64;
+    }
+#pragma GCC unroll 2
+    for (int u = 0; u < 2; ++u) {
+      const __m512 b0 = _mm512_load_ps(b + u * 32), b1 = _mm512_load_ps(b + u * 32 + 16);
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const __m512 av = _mm512_set1_ps(a[u * MR + r]);
+        c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
+        c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+      }
+    }
+    a += 2 * MR;
+    b += 64;
+  }
+  for (; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
+      c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
+    }
+    a += MR;
+    b += 32;
+  }
+  if (load_buf) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      c[r][0] = _mm512_add_ps(c[r][0], _mm512_load_ps(buf + r * 32));
+      c[r][1] = _mm512_add_ps(c[r][1], _mm512_load_ps(buf + r * 32 + 16));
+    }
+  }
+  if (!final) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      _mm512_store_ps(buf + r * 32, c[r][0]);
+      _mm512_store_ps(buf + r * 32 + 16, c[r][1]);
+    }
+    return;
+  }
+  const Epilogue& ep = *o.ep;
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    if (r < o.mvalid) {
+      const int64_t m = o.m0 + r;
+      const float* res = ep.residual ? ep.residual + m * ep.ldr + o.n0 : nullptr;
+      epilogue_row32(c[r][0], c[r][1], o.C + m * o.ldc + o.n0, res, o.n0, o.nvalid, ep);
+    }
+  }
+}
+
+VTX_AVX512 void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
+  for (int64_t t = 0; t < mc; t += MR) {
+    const int rows = static_cast<int>(imin(MR, mc - t));
+    float* dst = ap + t * kc;
+    const float* src = A + (m0 + t) * lda + k0;
+    int64_t k = 0;
+    if (rows == MR) {
+      for (; k + 8 <= kc; k += 8) {  // 8x8 transposes
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lda + k);
+        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float* d = dst + k * MR;
+        _mm256_store_ps(d + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_store_ps(d + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_store_ps(d + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_store_ps(d + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_store_ps(d + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_store_ps(d + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_store_ps(d + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_store_ps(d + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int64_t kk = k; kk < kc; ++kk) dst[kk * MR + r] = r < rows ? src[r * lda + kk] : 0.f;
+  }
+}
+
+// One thread's share of C = epilogue(A * B): rows [mb, me), 32-column panels [pb, pe) of N columns, all of K.
+// B comes from src (a struct with VTX_AVX512_INLINE members):
+//   src.block(p, k0, kc)  -> [kc][32] f32 of panel p, k in [k0, k0 + kc) (64-byte aligned; valid until the next call)
+//   src.next(p, p0, p1, kb, nkb, k0, kc) -> the next block this thread reads (for the L2 prefetch), or null
+template <class BSource>
+VTX_AVX512 void region(const float* A, int64_t lda, BSource& src, int64_t N, int64_t K, float* C, int64_t ldc,
+                       const Epilogue& ep, int64_t mb, int64_t me, int64_t pb, int64_t pe, const Blocking& tu) {
+  const int64_t nkb = imax(1, (K + tu.kc - 1) / tu.kc);
+  const int64_t kcb = K == 0 ? 0 : (K + nkb - 1) / nkb;
+  const int64_t rows = me - mb;
+  const int64_t nmb = imax(1, (rows + tu.mc - 1) / tu.mc);
+  const int64_t mcb = ((rows + nmb - 1) / nmb + MR - 1) / MR * MR;
+  const int64_t npb = imax(1, (pe - pb + tu.nc_panels - 1) / tu.nc_panels);
+  const int64_t ncb = (pe - pb + npb - 1) / npb;
+  float* ap = t_apack.get(static_cast<size_t>(mcb * imax(kcb, 1)));
+  float* cbuf = nkb > 1 ? t_cbuf.get(static_cast<size_t>(mcb * ncb * NR)) : nullptr;
+  for (int64_t m0 = mb; m0 < me; m0 += mcb) {
+    const int64_t mc = imin(mcb, me - m0);
+    const int64_t ntile = (mc + MR - 1) / MR;
+    for (int64_t p0 = pb; p0 < pe; p0 += ncb) {
+      const int64_t p1 = imin(pe, p0 + ncb);
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t k0 = kb * kcb, kc = imax(0, imin(kcb, K - k0));
+        const bool final = kb == nkb - 1;
+        pack_a(A, lda, m0, mc, k0, kc, ap);
+        for (int64_t p = p0; p < p1; ++p) {
+          const float* bp = src.block(p, k0, kc);
+          TileOut o{C, ldc, &ep, 0, p * NR, 0, static_cast<int>(imin(NR, N - p * NR))};
+          const float* bnext = src.next(p, p0, p1, kb, nkb, k0, kc);
+          for (int64_t t = 0; t < ntile; ++t) {
+            o.m0 = m0 + t * MR;
+            o.mvalid = static_cast<int>(imin(MR, me - o.m0));
+            float* buf = cbuf ? cbuf + ((p - p0) * ntile + t) * (MR * NR) : nullptr;
+            if (t == 0 && bnext && tu.prefetch_b)
+              kernel<true>(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o, bnext);
+            else
+              kernel<false>(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Thread split of an M x (npan 32-column panels) x K GEMM on the global pool: small problems on the calling
+// thread; else the panels across threads when there are enough of them and few rows (or row tiles), else the
+// row tiles. region(mb, me, pb, pe) computes one share.
+template <class Region>
+void run_split(int64_t M, int64_t N, int64_t K, int64_t npan, const Region& region) {
+  const int64_t mt = (M + MR - 1) / MR;
+  ThreadPool& pool = global_pool();
+  const int nt = pool.size();
+  if (nt == 1 || 2.0 * M * N * K < 2e5) {
+    region(0, M, 0, npan);
+    return;
+  }
+  const bool split_n = npan >= 2 * nt && (M < 192 * nt || mt < 4 * nt);
+  pool.run_on_all([&](int tid, int n) {
+    if (split_n) {
+      const int64_t pb = npan * tid / n, pe = npan * (tid + 1) / n;
+      if (pb < pe) region(0, M, pb, pe);
+    } else {
+      const int64_t tb = mt * tid / n, te = mt * (tid + 1) / n;
+      if (tb < te) region(tb * MR, imin(M, te * MR), 0, npan);
+    }
+  });
+}
+
+}  // namespace
+
+}  // namespace vtx::kernels::avx512
