@@ -4,6 +4,7 @@
 // pack/unpack round trips.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -15,6 +16,13 @@
 #include "kernels/qgemm.hpp"
 
 namespace vtx::kernels {
+// The two builds of the int4 parameter search (int4_params.cpp, int4_params_avx2.cpp).
+namespace i4portable {
+void choose_params(const float* w, int64_t n, bool mse, float* scale, float* zero, uint8_t* codes, uint8_t* scratch);
+}
+namespace i4avx2 {
+void choose_params(const float* w, int64_t n, bool mse, float* scale, float* zero, uint8_t* codes, uint8_t* scratch);
+}
 namespace {
 
 std::vector<float> rnd(size_t n, uint32_t seed, float scale = 1.f) {
@@ -214,12 +222,12 @@ TEST(QGemm, HalfConversionIsExact) {
 }
 
 TEST(QGemm, Int4FollowsTorchao) {
-  // One row, K = 130: a full group of 128 and a tail group of 2.
+  // One row, K = 130: a full group of 128 and a tail group of 2. Int4Method::MinMax: torchao's parameters.
   std::vector<float> w(130);
   for (int k = 0; k < 128; ++k) w[k] = -1.0f + 2.0f * k / 127.f;  // min -1, max 1
   w[128] = 5.f;
   w[129] = 5.f;  // constant tail group: scale clamps to eps 1e-6
-  const QuantData q = quantize(w.data(), 1, 130, WType::Int4);
+  const QuantData q = quantize(w.data(), 1, 130, WType::Int4, kInt4Group, Int4Method::MinMax);
   ASSERT_EQ(q.groups(), 2);
   EXPECT_FLOAT_EQ(q.scale[0], 2.f / 15.f);
   EXPECT_FLOAT_EQ(q.zero[0], -1.f + 8.f * (2.f / 15.f));
@@ -231,6 +239,141 @@ TEST(QGemm, Int4FollowsTorchao) {
   for (int k = 0; k < 128; ++k) EXPECT_LE(std::fabs(d[k] - w[k]), 0.5f * 2.f / 15.f + 1e-6f) << k;
   EXPECT_EQ(q.u4[0] & 15, 0);
   EXPECT_EQ(q.u4[63] >> 4, 15);
+}
+
+// Groups of many shapes and distributions for the int4 parameter choice.
+std::vector<std::vector<float>> int4_test_groups() {
+  std::mt19937 g(42);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::student_t_distribution<float> td(2.f);
+  std::uniform_real_distribution<float> ud(-1.f, 1.f);
+  std::vector<std::vector<float>> groups;
+  for (int64_t n : {1, 2, 3, 7, 16, 31, 32, 44, 64, 100, 128, 129, 256})
+    for (int dist = 0; dist < 10; ++dist)
+      for (int rep = 0; rep < 6; ++rep) {
+        std::vector<float> w(static_cast<size_t>(n));
+        for (auto& x : w) switch (dist) {
+            case 0: x = nd(g); break;                             // Gaussian
+            case 1: x = ud(g); break;                             // uniform
+            case 2: x = td(g); break;                             // heavy tails
+            case 3: x = 0.02f * nd(g); break;                     // trained-weight scale
+            case 4: x = 3.f; break;                               // constant
+            case 5: x = nd(g) > 0 ? 0.5f : -0.25f; break;         // two values
+            case 6: x = 1e-7f * nd(g); break;                     // range below torchao's eps
+            case 7: x = 1000.f + 0.01f * nd(g); break;            // large offset, small range
+            case 8: x = 1e4f * ud(g); break;                      // large magnitude
+            default: x = nd(g) > 0 ? 0.1f * nd(g) : 0.f; break;  // half exact zeros
+          }
+        if (dist == 0 && n > 2 && rep % 2) w[static_cast<size_t>(rep) % w.size()] = 40.f;  // one outlier
+        groups.push_back(w);
+      }
+  return groups;
+}
+
+// The error-minimising choice: valid torchao-format parameters, codes = torchao's quantize_affine with them,
+// never a larger squared error than min/max, and a clearly smaller one on Gaussian groups.
+TEST(QGemm, Int4MseNeverWorseThanMinMax) {
+  double sum_mm = 0, sum_mse = 0;
+  int better = 0;
+  for (const auto& w : int4_test_groups()) {
+    const int64_t n = static_cast<int64_t>(w.size());
+    std::vector<uint8_t> c_mm(w.size()), c_mse(w.size());
+    float s_mm, z_mm, s, z;
+    int4_choose_params(w.data(), n, Int4Method::MinMax, &s_mm, &z_mm, c_mm.data());
+    int4_choose_params(w.data(), n, Int4Method::Mse, &s, &z, c_mse.data());
+    const std::string what = "n=" + std::to_string(n) + " w[0]=" + std::to_string(w[0]);
+    {  // MinMax: torchao's choose_qparams_affine + quantize_affine, bit for bit
+      const float mn = *std::min_element(w.begin(), w.end()), mx = *std::max_element(w.begin(), w.end());
+      const float ts = std::max((mx - mn) / 15.f, 1e-6f), tz = mn + ts * 8.f;
+      ASSERT_EQ(s_mm, ts) << what;
+      ASSERT_EQ(z_mm, tz) << what;
+      for (int64_t k = 0; k < n; ++k)
+        ASSERT_EQ(c_mm[k], static_cast<uint8_t>(std::min(15.f, std::max(0.f, std::nearbyint((w[k] - (tz - ts * 8.f)) / ts)))))
+            << what << " k=" << k;
+    }
+    ASSERT_TRUE(std::isfinite(s) && s > 0.f && std::isfinite(z)) << what << " s=" << s << " z=" << z;
+    for (int64_t k = 0; k < n; ++k) {
+      ASSERT_LE(c_mse[k], 15) << what;
+      // torchao quantize_affine with the chosen parameters
+      const float v = std::nearbyint((w[k] - (z - s * 8.f)) / s);
+      ASSERT_EQ(c_mse[k], static_cast<uint8_t>(std::min(15.f, std::max(0.f, v)))) << what << " k=" << k;
+    }
+    const double e_mm = int4_group_error(w.data(), n, s_mm, z_mm, c_mm.data());
+    const double e = int4_group_error(w.data(), n, s, z, c_mse.data());
+    ASSERT_LE(e, e_mm) << what;
+    if (e < e_mm) ++better;
+    else EXPECT_TRUE(s == s_mm && z == z_mm && c_mse == c_mm) << what << ": not better, so min/max's parameters";
+    // int4_group_error measures the weights the kernels use (fma dequantization) up to their float rounding.
+    for (int64_t k = 0; k < n; ++k) {
+      const float f = std::fma(static_cast<float>(c_mse[k] - 8), s, z);
+      const double d = (static_cast<double>(c_mse[k]) - 8.0) * s + z;
+      ASSERT_LE(std::fabs(f - d), std::fabs(std::nextafter(f, 2 * f + 1) - f)) << what;
+    }
+    if (n == 128 && std::fabs(w[1] - w[2]) > 0.f) {
+      sum_mm += e_mm;
+      sum_mse += e;
+    }
+    // constant groups and groups of one: min/max's parameters (s = eps), exact up to the rounding of z
+    if (std::all_of(w.begin(), w.end(), [&](float x) { return x == w[0]; })) {
+      const float a = std::fabs(w[0]) + 8e-6f, ulp = std::nextafter(a, 2 * a) - a;
+      EXPECT_LE(e, static_cast<double>(n) * (2.0 * ulp) * (2.0 * ulp)) << what;
+    }
+  }
+  std::printf("mse / minmax squared error over the 128-groups: %.3f; better in %d groups\n", sum_mse / sum_mm, better);
+  EXPECT_LT(sum_mse, 0.9 * sum_mm);
+}
+
+// The search is built portable and with AVX2 (int4_params_impl.hpp); both give the same bits.
+TEST(QGemm, Int4ParamsPortableEqualsAvx2) {
+  if (!cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  for (const auto& w : int4_test_groups()) {
+    const int64_t n = static_cast<int64_t>(w.size());
+    std::vector<uint8_t> c0(w.size()), c1(w.size()), scratch(w.size());
+    float s0, z0, s1, z1;
+    i4portable::choose_params(w.data(), n, true, &s0, &z0, c0.data(), scratch.data());
+    i4avx2::choose_params(w.data(), n, true, &s1, &z1, c1.data(), scratch.data());
+    ASSERT_EQ(std::memcmp(&s0, &s1, 4), 0) << "n=" << n;
+    ASSERT_EQ(std::memcmp(&z0, &z1, 4), 0) << "n=" << n;
+    ASSERT_EQ(c0, c1) << "n=" << n;
+  }
+}
+
+// quantize() with the default (Mse) on whole weights incl. a K % 128 tail: validate() accepts it, the packed
+// form round-trips, the weight error is below min/max's, and the row-major codes are the per-group choice.
+TEST(QGemm, Int4MseQuantize) {
+  EXPECT_EQ(int4_default_method(), Int4Method::Mse) << "VTX_INT4_METHOD set in the environment?";
+  Int4Method m;
+  EXPECT_TRUE(parse_int4_method("minmax", &m) && m == Int4Method::MinMax);
+  EXPECT_TRUE(parse_int4_method("mse", &m) && m == Int4Method::Mse);
+  EXPECT_FALSE(parse_int4_method("gptq", &m));
+  for (int64_t K : {1, 5, 128, 300}) {
+    const int64_t N = 37;
+    auto W = rnd(static_cast<size_t>(N * K), 11, 0.05f);
+    W[3] = 2.f;  // an outlier
+    const QuantData q = quantize(W.data(), N, K, WType::Int4);
+    const QuantData qm = quantize(W.data(), N, K, WType::Int4, kInt4Group, Int4Method::MinMax);
+    ASSERT_EQ(validate(q), "");
+    EXPECT_EQ(QuantWeight::pack(q).unpack().u4, q.u4);
+    const auto d = dequantize(q), dm = dequantize(qm);
+    double e = 0, em = 0;
+    for (size_t i = 0; i < W.size(); ++i) {
+      e += (d[i] - W[i]) * static_cast<double>(d[i] - W[i]);
+      em += (dm[i] - W[i]) * static_cast<double>(dm[i] - W[i]);
+    }
+    EXPECT_LE(e, em * (1 + 1e-6)) << "K=" << K;
+    if (K >= 128) EXPECT_LT(e, 0.95 * em) << "K=" << K;
+    // row 0, last group: the same as int4_choose_params on it
+    const int64_t G = q.groups(), k0 = (G - 1) * kInt4Group, n = K - k0;
+    std::vector<uint8_t> codes(static_cast<size_t>(n));
+    float s, z;
+    int4_choose_params(W.data() + k0, n, Int4Method::Mse, &s, &z, codes.data());
+    EXPECT_EQ(q.scale[G - 1], s);
+    EXPECT_EQ(q.zero[G - 1], z);
+    for (int64_t k = 0; k < n; ++k) {
+      const uint8_t b = q.u4[(k0 + k) / 2];
+      EXPECT_EQ((k0 + k) % 2 ? b >> 4 : b & 15, codes[k]) << "K=" << K << " k=" << k;
+    }
+  }
 }
 
 TEST(QGemm, Int8WeightsSymmetric) {

@@ -65,7 +65,7 @@ float quantize_row_int8(const float* a, int64_t K, int8_t* q) {
   return s;
 }
 
-QuantData quantize(const float* w, int64_t N, int64_t K, WType type, int64_t group) {
+QuantData quantize(const float* w, int64_t N, int64_t K, WType type, int64_t group, Int4Method method) {
   if (N < 0 || K < 0) throw std::invalid_argument("quantize: negative shape");
   if (group <= 0) throw std::invalid_argument("quantize: group must be positive");
   QuantData q;
@@ -105,25 +105,13 @@ QuantData quantize(const float* w, int64_t N, int64_t K, WType type, int64_t gro
       q.u4.assign(static_cast<size_t>(N * KB), 0);
       q.scale.resize(static_cast<size_t>(N * G));
       q.zero.resize(static_cast<size_t>(N * G));
+      std::vector<uint8_t> codes(static_cast<size_t>(std::min(K, group)));
       for (int64_t n = 0; n < N; ++n)
         for (int64_t g = 0; g < G; ++g) {
           const int64_t k0 = g * group, k1 = std::min(K, k0 + group);
-          float mn = w[n * K + k0], mx = mn;
-          for (int64_t k = k0; k < k1; ++k) {
-            mn = std::min(mn, w[n * K + k]);
-            mx = std::max(mx, w[n * K + k]);
-          }
-          // torchao choose_qparams_affine (ASYMMETRIC, preserve_zero=False, ZeroPointDomain.FLOAT)
-          const float s = std::max((mx - mn) / 15.f, 1e-6f);
-          const float z = mn + s * 8.f;
-          q.scale[n * G + g] = s;
-          q.zero[n * G + g] = z;
-          const float min_val = z - s * 8.f;  // quantize_affine, FLOAT domain
-          for (int64_t k = k0; k < k1; ++k) {
-            float v = std::nearbyint((w[n * K + k] - min_val) / s);
-            const uint8_t u = static_cast<uint8_t>(std::min(15.f, std::max(0.f, v)));
-            q.u4[n * KB + k / 2] |= static_cast<uint8_t>(k % 2 ? u << 4 : u);
-          }
+          int4_choose_params(w + n * K + k0, k1 - k0, method, &q.scale[n * G + g], &q.zero[n * G + g], codes.data());
+          for (int64_t k = k0; k < k1; ++k)
+            q.u4[n * KB + k / 2] |= static_cast<uint8_t>(k % 2 ? codes[k - k0] << 4 : codes[k - k0]);
         }
       break;
     }

@@ -13,7 +13,9 @@
 //                 scale = max((max - min) / 15, 1e-6),   zero = min + scale * 8   (mid_point = (15 + 0 + 1) / 2)
 //                 q     = clamp(round((w - (zero - 8 * scale)) / scale), 0, 15)  (round half to even)
 //                 w'    = (q - 8) * scale + zero                                  (dequantize_affine, FLOAT domain)
-//               K not a multiple of the group: the last group covers the K % group tail (its own min/max).
+//               That is Int4Method::MinMax; the default, Int4Method::Mse, chooses scale and zero point per group
+//               to minimise the squared error within this same format (int4_params.hpp); codes and w' as above.
+//               K not a multiple of the group: the last group covers the K % group tail (its own parameters).
 //               Activations stay f32; dequantization is fused in the GEMM (per 16-column panel, per K block).
 //
 // QuantData is the canonical, row-major form (what `vtx quantize` writes and the scalar references use);
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "kernels/gemm.hpp"
+#include "kernels/int4_params.hpp"
 
 namespace vtx::kernels {
 
@@ -47,8 +50,10 @@ struct QuantData {
   size_t bytes() const;        // storage of the quantized weight incl. scales / zero points
 };
 
-// Quantizes / converts a row-major f32 weight [N, K] (f16/bf16: round to nearest even).
-QuantData quantize(const float* w, int64_t N, int64_t K, WType type, int64_t group = kInt4Group);
+// Quantizes / converts a row-major f32 weight [N, K] (f16/bf16: round to nearest even). Int4: `method` chooses
+// each group's scale and zero point (int4_params.hpp; MinMax = torchao's choice bit for bit), the format is the same.
+QuantData quantize(const float* w, int64_t N, int64_t K, WType type, int64_t group = kInt4Group,
+                   Int4Method method = int4_default_method());
 // Rows of several weights of the same type, K and group stacked (e.g. fused q/k/v). Equal to quantizing the
 // stacked f32 weight: every scheme here is per output row.
 QuantData concat_rows(const std::vector<const QuantData*>& parts);
