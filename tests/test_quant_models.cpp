@@ -46,18 +46,23 @@ std::vector<int64_t> argmax_rows(const Tensor& t) {
 
 // Lower bounds on the cosine with the fp32 golden, per precision and output, set from the measured minimum over
 // all cases below (docs/quantization.md has the table). The issue asked for f16/bf16 >= 0.9999, int8 >= 0.999,
-// int4 >= 0.99: f16, bf16 and int8 meet them with margin; int4 (torchao min/max groups) measures 0.976-0.991
-// on the stress-init ViT checkpoints (O(1) random weights, rows of 32-64 = one group each), so its bounds are
-// the measured values rounded down, not 0.99. Never loosen these.
+// int4 >= 0.99: f16, bf16 and int8 meet them with margin; int4 measures 0.975-0.993 at worst on the stress-init
+// ViT checkpoints (O(1) random weights, rows of 32-64 = one group each), so its bounds are the measured values
+// rounded down, not 0.99. Never loosen these.
+// int4 uses the default parameter choice, Int4Method::Mse (kernels/int4_params.hpp); VTX_INT4_METHOD=minmax
+// (torchao's min/max) does not meet the tighter int4 bounds.
 double bound(const std::string& dtype, const std::string& output) {
   const bool pooler = output == "pooler_output";
   if (dtype == "f16") return 0.99999;   // measured >= 0.99999986
   if (dtype == "bf16") return 0.9999;   // measured >= 0.99999147
   if (dtype == "int8") return output == "logits" || pooler ? 0.999 : 0.9995;  // measured >= 0.99954 / 0.99983
-  // int4: measured last_hidden_state >= 0.9840, logits >= 0.9893, pooler >= 0.9762, feature maps >= 0.9910,
-  // depth >= 0.9856, reconstruction >= 0.9849
+  // int4, measured worst (Mse; torchao min/max before it):
+  //   last_hidden_state 0.98633 (0.98402), logits 0.98312 (0.98930), pooler 0.97487 (0.97620),
+  //   feature maps 0.99147 (0.99097), predicted_depth 0.99225 (0.98565), reconstruction 0.98901 (0.98491)
   if (pooler) return 0.97;
-  return output.rfind("feature_maps.", 0) == 0 ? 0.985 : 0.98;
+  if (output == "logits") return 0.98;
+  if (output == "last_hidden_state" || output == "reconstruction") return 0.985;
+  return 0.99;  // feature maps, predicted_depth
 }
 
 const char* kCases[] = {"vit-cls",        "vit-f16",         "vit-bf16",         "vit-headmask",       "vit-interp",
@@ -175,6 +180,8 @@ TEST(QuantFolder, RoundTripBitIdentical) {
   ASSERT_EQ(run_command(std::string(VTX_CLI_PATH) + " quantize " + c.model_dir() + " --to int4 --out " + tmp + "/cli-int4", &output), 0) << output;
   ASSERT_EQ(run_command(std::string(VTX_CLI_PATH) + " info " + tmp + "/cli-int4", &output), 0) << output;
   EXPECT_NE(output.find("quantization: int4"), std::string::npos) << output;
+  EXPECT_NE(output.find("int4_method: mse"), std::string::npos) << output;  // recorded in quantization_config
+  EXPECT_EQ(read_json(tmp + "/cli-int4/config.json")["quantization_config"]["int4_method"], "mse");
   EXPECT_NE(run_command(std::string(VTX_CLI_PATH) + " quantize " + c.model_dir() + " --to int2 --out " + tmp + "/x", &output), 0);
   ASSERT_EQ(run_command(std::string(VTX_CLI_PATH) + " info " + c.model_dir() + " --quantize int8", &output), 0) << output;
   EXPECT_NE(output.find("quantization: int8"), std::string::npos) << output;

@@ -1,11 +1,27 @@
 // vtx info MODEL_DIR
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli.hpp"
 #include "cli_load_options.hpp"
+#include "kernels/int4_params.hpp"
 #include "vtx/model.hpp"
 
 namespace vtx::cli {
+
+// How the int4 scales / zero points were chosen: a `vtx quantize` folder records it in quantization_config
+// (folders without the key predate the choice and used torchao's min/max); quantizing at load uses the default.
+static std::string int4_method(const std::string& dir) {
+  std::ifstream f(std::filesystem::path(dir) / "config.json");
+  const nlohmann::json c = nlohmann::json::parse(f, nullptr, false);
+  if (c.is_object() && c.contains("quantization_config") && c["quantization_config"].is_object()) {
+    const nlohmann::json& q = c["quantization_config"];
+    return q.contains("int4_method") && q["int4_method"].is_string() ? q["int4_method"].get<std::string>() : "minmax";
+  }
+  return kernels::int4_method_name(kernels::int4_default_method());
+}
 
 static int cmd_info(const Args& args) {
   ArgParser p(args, {"--dtype", "--quantize"}, {"--labels"});
@@ -31,6 +47,7 @@ static int cmd_info(const Args& args) {
     std::cout << "\n";
   }
   std::cout << "quantization: " << (i.quantization.empty() ? "none" : i.quantization) << "\n";
+  if (i.quantization == "int4") std::cout << "int4_method: " << int4_method(p.positional()[0]) << "\n";
   if (!i.id2label.empty()) {
     std::cout << "labels: " << i.id2label.size() << "\n";
     const size_t show = p.has("--labels") ? i.id2label.size() : std::min<size_t>(i.id2label.size(), 10);

@@ -3,11 +3,11 @@
 // Mse, per group of n weights (int4_params_impl.hpp, built portable here and with AVX2 in int4_params_avx2.cpp;
 // both give the same bits):
 //   1. candidates: codes q = clamp(round((w - lo) * inv), 0, 15) for inv = (15 + t) / (max - min),
-//      t in {-1, -0.8, ..., 1}, anchored at the minimum (lo = min) and at the maximum (lo = max - 15 / inv);
-//      t = 0 at the minimum is min/max's own code assignment;
+//      t in {-1, -2/3, ..., 1}, anchored at the minimum (lo = min) and at the maximum (lo = max - 15 / inv),
+//      7 ranges x 2 anchors = 14 candidates in 7 passes (t = 0 is min/max's own code assignment);
 //   2. for each candidate the least-squares (s, b) of w ~ s * q + b (a 2x2 solve from sum q, sum q^2, sum q w,
 //      sum w) and its squared error in closed form; keep the best;
-//   3. up to 4 alternating refinements: nearest codes for the best (s, z = b + 8 s), refit, keep while the
+//   3. up to 2 alternating refinements: nearest codes for the best (s, z = b + 8 s), refit, keep while the
 //      error drops;
 //   4. the codes are torchao's quantize_affine with the result's (s, z); its exact error (int4_group_error) is
 //      compared with min/max's, and min/max's parameters are kept unless the search is strictly better.

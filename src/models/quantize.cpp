@@ -89,6 +89,7 @@ QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& ou
   } else if (t == WType::Int4) {
     qc["weight_scheme"] = "asymmetric_groupwise_uint4_float_zero_point";
     qc["group_size"] = kernels::kInt4Group;
+    qc["int4_method"] = kernels::int4_method_name(kernels::int4_default_method());  // how s, z were chosen
     qc["activations"] = "f32";
   } else {
     qc["activations"] = "f32";
