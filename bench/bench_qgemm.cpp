@@ -51,9 +51,11 @@ void BM_linear(benchmark::State& st) {
 }
 
 void shapes(benchmark::internal::Benchmark* b) {
-  // {M, N, K}: ViT-B/16 batch 8 (M = 8 * 197): qkv, o, fc1, fc2; DINOv2-S batch 8 (M = 8 * 257) fc1, fc2; batch 1 fc1.
+  // {M, N, K}: ViT-B/16 batch 8 (M = 8 * 197): qkv, o, fc1, fc2; DINOv2-S batch 8 (M = 8 * 257) fc1, fc2;
+  // ViT-B/16 batch 1: qkv, o, fc1, fc2.
   const int64_t s[][3] = {{1576, 2304, 768}, {1576, 768, 768}, {1576, 3072, 768}, {1576, 768, 3072},
-                          {2056, 1536, 384}, {2056, 384, 1536}, {197, 3072, 768}};
+                          {2056, 1536, 384}, {2056, 384, 1536}, {197, 2304, 768},  {197, 768, 768},
+                          {197, 3072, 768},  {197, 768, 3072}};
   for (auto& x : s)
     for (int t = 0; t <= 4; ++t)
       for (int k = 0; k <= (t == 0 ? 0 : 1); ++k) b->Args({x[0], x[1], x[2], 2, t, k});

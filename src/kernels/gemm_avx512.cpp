@@ -26,19 +26,16 @@ const Blocking& tuning() {
   return t;
 }
 
-// B blocks straight from the packed weight.
+// B blocks straight from the packed weight; the next block is prefetched into L2 by the microkernel during
+// the first row tile.
 struct PackedSource {
   const float* Wp;
   int64_t K;
-  VTX_AVX512_INLINE const float* block(int64_t p, int64_t k0, int64_t) const { return Wp + (p * K + k0) * NR; }
-  // Next B block this thread reads (same size, so the prefetch stays inside the packed weight): fetched into
-  // L2 while the first tile runs. In a forward pass the weights are cold (streamed from DRAM once per pass)
-  // and the hardware prefetchers stop at every 4 KiB page.
-  VTX_AVX512_INLINE const float* next(int64_t p, int64_t p0, int64_t p1, int64_t kb, int64_t nkb, int64_t k0,
-                                      int64_t kc) const {
-    return p + 1 < p1                          ? Wp + ((p + 1) * K + k0) * NR
-           : kb + 1 < nkb && k0 + 2 * kc <= K ? Wp + (p0 * K + k0 + kc) * NR
-                                              : nullptr;
+  VTX_AVX512_INLINE const float* block(int64_t p, int64_t k0, int64_t, int64_t, int64_t) const {
+    return Wp + (p * K + k0) * NR;
+  }
+  VTX_AVX512_INLINE const float* next(int64_t pn, int64_t kn) const {
+    return pn >= 0 ? Wp + (pn * K + kn) * NR : nullptr;
   }
 };
 

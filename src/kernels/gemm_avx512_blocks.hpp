@@ -242,8 +242,9 @@ VTX_AVX512 void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int6
 
 // One thread's share of C = epilogue(A * B): rows [mb, me), 32-column panels [pb, pe) of N columns, all of K.
 // B comes from src (a struct with VTX_AVX512_INLINE members):
-//   src.block(p, k0, kc)  -> [kc][32] f32 of panel p, k in [k0, k0 + kc) (64-byte aligned; valid until the next call)
-//   src.next(p, p0, p1, kb, nkb, k0, kc) -> the next block this thread reads (for the L2 prefetch), or null
+//   src.block(p, k0, kc, pn, kn) -> [kc][32] f32 of panel p, k in [k0, k0 + kc) (64-byte aligned; valid until
+//                                   the next call); (pn, kn): the next block this thread reads (pn < 0: none)
+//   src.next(pn, kn)             -> that block as [kc][32] f32 for the microkernel's L2 prefetch, or null
 template <class BSource>
 VTX_AVX512 void region(const float* A, int64_t lda, BSource& src, int64_t N, int64_t K, float* C, int64_t ldc,
                        const Epilogue& ep, int64_t mb, int64_t me, int64_t pb, int64_t pe, const Blocking& tu) {
@@ -266,9 +267,21 @@ VTX_AVX512 void region(const float* A, int64_t lda, BSource& src, int64_t N, int
         const bool final = kb == nkb - 1;
         pack_a(A, lda, m0, mc, k0, kc, ap);
         for (int64_t p = p0; p < p1; ++p) {
-          const float* bp = src.block(p, k0, kc);
+          // Next B block this thread reads: the next panel of the group, else the group's first panel in the
+          // next K block (only a full-size one, so a prefetch of it stays inside the weight). In a forward pass
+          // the weights are cold (streamed from DRAM once per pass) and the hardware prefetchers stop at every
+          // 4 KiB page, so the sources fetch it into L2 ahead of use.
+          int64_t pn = -1, kn = 0;
+          if (p + 1 < p1) {
+            pn = p + 1;
+            kn = k0;
+          } else if (kb + 1 < nkb && k0 + 2 * kc <= K) {
+            pn = p0;
+            kn = k0 + kc;
+          }
+          const float* bp = src.block(p, k0, kc, pn, kn);
           TileOut o{C, ldc, &ep, 0, p * NR, 0, static_cast<int>(imin(NR, N - p * NR))};
-          const float* bnext = src.next(p, p0, p1, kb, nkb, k0, kc);
+          const float* bnext = src.next(pn, kn);
           for (int64_t t = 0; t < ntile; ++t) {
             o.m0 = m0 + t * MR;
             o.mvalid = static_cast<int>(imin(MR, me - o.m0));

@@ -53,15 +53,25 @@ struct WoSource {
   WoWeight w;
   float* buf;
 
-  VTX_AVX512_INLINE const float* block(int64_t p, int64_t k0, int64_t kc) const {
+  // Also prefetches the source of the next block (pn, kn) into L2, one line per line converted (the next
+  // tile's panels; the current ones again when there is no next block).
+  VTX_AVX512_INLINE const float* block(int64_t p, int64_t k0, int64_t kc, int64_t pn, int64_t kn) const {
     const int64_t q0 = 2 * p;  // first 16-column panel of the tile
     const bool two = q0 + 1 < w.np;
     const __mmask16 m1 = two ? __mmask16(0xFFFF) : __mmask16(0);
+    const int64_t qn = pn >= 0 ? 2 * pn : q0, kp = pn >= 0 ? kn : k0;
+    const int64_t qn1 = qn + 1 < w.np ? qn + 1 : qn;
     float* out = buf;
     if constexpr (T == WType::F16 || T == WType::BF16) {
       const uint16_t* d0 = reinterpret_cast<const uint16_t*>(w.data) + (q0 * w.K + k0) * QNR;
       const uint16_t* d1 = two ? d0 + w.K * QNR : d0;
+      const char* n0 = reinterpret_cast<const char*>(w.data) + (qn * w.K + kp) * QNR * 2;
+      const char* n1 = reinterpret_cast<const char*>(w.data) + (qn1 * w.K + kp) * QNR * 2;
       for (int64_t k = 0; k < kc; ++k, out += NR) {
+        if ((k & 1) == 0) {  // 2 rows of 16 halves = one line per panel
+          _mm_prefetch(n0 + k * QNR * 2, _MM_HINT_T1);
+          _mm_prefetch(n1 + k * QNR * 2, _MM_HINT_T1);
+        }
         const __m256i h0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d0 + k * QNR));
         const __m256i h1 = _mm256_maskz_loadu_epi16(m1, d1 + k * QNR);
         if constexpr (T == WType::F16) {
@@ -77,6 +87,8 @@ struct WoSource {
       const __mmask16 mb1 = two ? __mmask16(0x00FF) : __mmask16(0);
       const uint8_t* d0 = w.data + q0 * w.K * (QNR / 2);
       const uint8_t* d1 = two ? d0 + w.K * (QNR / 2) : d0;
+      const char* n0 = reinterpret_cast<const char*>(w.data) + (qn * w.K + kp - k0) * (QNR / 2);
+      const char* n1 = reinterpret_cast<const char*>(w.data) + (qn1 * w.K + kp - k0) * (QNR / 2);
       const __m512 qtab = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
       const __m128i lo4 = _mm_set1_epi8(0x0f);
       int64_t k = k0;
@@ -90,6 +102,10 @@ struct WoSource {
         const __m512 s0 = _mm512_loadu_ps(sp0), z0 = _mm512_loadu_ps(zp0);
         const __m512 s1 = _mm512_maskz_loadu_ps(m1, sp1), z1 = _mm512_maskz_loadu_ps(m1, zp1);
         for (; k < kend; ++k, out += NR) {
+          if (((k - k0) & 7) == 0) {  // 8 rows of 8 bytes = one line per panel
+            _mm_prefetch(n0 + k * (QNR / 2), _MM_HINT_T1);
+            _mm_prefetch(n1 + k * (QNR / 2), _MM_HINT_T1);
+          }
           // 8 bytes of panel q0, 8 of panel q0 + 1: byte j holds column 2j (low nibble) and 2j + 1 (high).
           const __m128i x = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d0 + k * (QNR / 2))),
                                                _mm_maskz_loadu_epi8(mb1, d1 + k * (QNR / 2)));
@@ -103,9 +119,7 @@ struct WoSource {
     }
     return buf;
   }
-  VTX_AVX512_INLINE const float* next(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t) const {
-    return nullptr;
-  }
+  VTX_AVX512_INLINE const float* next(int64_t, int64_t) const { return nullptr; }
 };
 
 template <WType T>
