@@ -84,6 +84,7 @@ PackedWeight PackedWeight::pack_rows(const std::vector<WeightRows>& parts, int64
 
 // Row n of the stacked weight, converted to f32 (unaligned sources are read with memcpy).
 static void read_row(const WeightRows& part, int64_t r, int64_t K, float* out) {
+  if (K == 0) return;  // a [N, 0] weight may come with a null pointer
   const auto* base = static_cast<const uint8_t*>(part.data);
   switch (part.dtype) {
     case DType::F32: std::memcpy(out, base + r * K * 4, static_cast<size_t>(K) * 4); return;
@@ -115,6 +116,8 @@ PackedWeight PackedWeight::pack_rows(const std::vector<WeightRows>& parts, int64
   int64_t N = 0;
   for (const WeightRows& p : parts) {
     if (p.rows < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
+    if (p.dtype != DType::F32 && p.dtype != DType::F16 && p.dtype != DType::BF16)
+      throw std::invalid_argument("PackedWeight::pack_rows: weights must be F32, F16 or BF16");
     N += p.rows;
   }
   if (K < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
