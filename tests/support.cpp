@@ -1,5 +1,7 @@
 #include "support.hpp"
 
+#include "kernels/gemm.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "io/safetensors.hpp"
@@ -98,6 +101,22 @@ int run_command(const std::string& cmd, std::string* output) {
   int st = pclose(p);
   if (output) *output = out;
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+std::vector<int> supported_gemm_layouts() {
+  using kernels::PackedWeight;
+  std::vector<int> l;
+  for (int x : {PackedWeight::kLayoutPortable, PackedWeight::kLayoutAvx2, PackedWeight::kLayoutAvx512})
+    if (PackedWeight::layout_supported(x)) l.push_back(x);
+  return l;
 }
 
 }  // namespace vtx::test

@@ -3,6 +3,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "vtx/tensor.hpp"
 
@@ -34,5 +35,10 @@ void expect_close(const Tensor& got, const Tensor& ref, double atol, const std::
 
 std::string temp_dir();  // a fresh folder under /tmp for this test process
 int run_command(const std::string& cmd, std::string* output = nullptr);  // shell, captures stdout+stderr
+
+// n floats uniform in [lo, hi), reproducible from seed (mt19937).
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f);
+// The PackedWeight layouts this CPU supports (portable first).
+std::vector<int> supported_gemm_layouts();
 
 }  // namespace vtx::test

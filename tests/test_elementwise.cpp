@@ -7,18 +7,13 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/elementwise.hpp"
+#include "support.hpp"
 
 using namespace vtx::kernels;
 
 namespace {
 
-std::vector<float> rnd(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+std::vector<float> rnd(size_t n, uint32_t seed, float lo, float hi) { return vtx::test::random_floats(n, seed, lo, hi); }
 
 class EwThreads : public ::testing::TestWithParam<int> {
  protected:

@@ -9,25 +9,16 @@
 #include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 #include "kernels/gemm.hpp"
+#include "support.hpp"
 
 using namespace vtx::kernels;
 
 namespace {
 
 std::vector<float> rnd(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
+  return vtx::test::random_floats(n, seed, lo, hi);
 }
-
-std::vector<int> layouts() {
-  std::vector<int> l;
-  for (int x : {PackedWeight::kLayoutPortable, PackedWeight::kLayoutAvx2, PackedWeight::kLayoutAvx512})
-    if (PackedWeight::layout_supported(x)) l.push_back(x);
-  return l;
-}
+std::vector<int> layouts() { return vtx::test::supported_gemm_layouts(); }
 
 const char* act_name(Act a) {
   switch (a) {

@@ -23,20 +23,8 @@ namespace {
 using kernels::PackedWeight;
 using kernels::WeightRows;
 
-std::vector<float> rnd(size_t n, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(-2.f, 2.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
-
-std::vector<int> layouts() {
-  std::vector<int> l;
-  for (int x : {PackedWeight::kLayoutPortable, PackedWeight::kLayoutAvx2, PackedWeight::kLayoutAvx512})
-    if (PackedWeight::layout_supported(x)) l.push_back(x);
-  return l;
-}
+std::vector<float> rnd(size_t n, uint32_t seed) { return random_floats(n, seed, -2.f, 2.f); }
+std::vector<int> layouts() { return supported_gemm_layouts(); }
 
 TEST(PageBuffer, ZeroedAlignedCopyMove) {
   for (size_t n : {size_t{0}, size_t{1}, size_t{4096 + 3}, PageBuffer::kMapThreshold, PageBuffer::kMapThreshold * 3 + 5}) {
@@ -92,8 +80,9 @@ TEST(PackRows, StackedMixedDtypesMatchPack) {
       ASSERT_EQ(got.bytes(), want.bytes());
       EXPECT_EQ(std::memcmp(got.data(), want.data(), got.bytes()), 0) << "layout " << layout << " N " << N;
       // and the panels really hold the weight: element (n, k) of the portable layout is at [k * N + n]
-      if (layout == PackedWeight::kLayoutPortable)
+      if (layout == PackedWeight::kLayoutPortable) {
         EXPECT_EQ(got.data()[5 * N + rows0 + 2], all[static_cast<size_t>((rows0 + 2) * K + 5)]);
+      }
     }
   }
   EXPECT_THROW(PackedWeight::pack_rows({{nullptr, DType::I8, 2}}, 3), std::invalid_argument);

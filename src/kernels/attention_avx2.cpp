@@ -16,6 +16,7 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/attention.hpp"
+#include "kernels/scratch.hpp"
 #include "kernels/elementwise_avx2.hpp"
 
 namespace vtx::kernels::avx2 {
@@ -26,20 +27,7 @@ namespace {
 
 constexpr int MR = 6, NR = 16, BK = 128;
 
-struct Buf {
-  float* p = nullptr;
-  size_t n = 0;
-  ~Buf() { ::operator delete(p, std::align_val_t(64)); }
-  float* get(size_t need) {
-    if (need > n) {
-      ::operator delete(p, std::align_val_t(64));
-      p = static_cast<float*>(::operator new(need * sizeof(float), std::align_val_t(64)));
-      n = need;
-    }
-    return p;
-  }
-};
-thread_local Buf t_k, t_v, t_q, t_s, t_o;
+thread_local ThreadBuf<float> t_k, t_v, t_q, t_s, t_o;
 
 // S[6][16] (row stride lds) = a[k][6] . b[k][16], k = 0..K-1.
 __attribute__((always_inline)) inline void qk_6x16(const float* a, const float* b, int64_t K, float* s, int64_t lds) {

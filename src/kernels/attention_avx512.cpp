@@ -15,6 +15,7 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/attention.hpp"
+#include "kernels/scratch.hpp"
 
 #define VTX_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
 
@@ -26,20 +27,7 @@ constexpr int MR = 8, NR = 32, BK = 128;
 
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 
-struct Buf {
-  float* p = nullptr;
-  size_t n = 0;
-  ~Buf() { ::operator delete(p, std::align_val_t(64)); }
-  float* get(size_t need) {
-    if (need > n) {
-      ::operator delete(p, std::align_val_t(64));
-      p = static_cast<float*>(::operator new(need * sizeof(float), std::align_val_t(64)));
-      n = need;
-    }
-    return p;
-  }
-};
-thread_local Buf t_k, t_v, t_q, t_s, t_o;
+thread_local ThreadBuf<float> t_k, t_v, t_q, t_s, t_o;
 
 
 VTX_AVX512_INLINE __mmask16 mask16(int64_t n) {

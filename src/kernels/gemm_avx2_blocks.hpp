@@ -10,6 +10,7 @@
 
 #include "kernels/elementwise_avx2.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/scratch.hpp"
 
 namespace vtx::kernels::avx2_blocks {
 
@@ -17,21 +18,6 @@ using namespace simd;
 
 constexpr int MR = 6, NR = 16;
 
-// Grow-only, 64-byte aligned scratch (one per thread and purpose: nothing is allocated per call once warm).
-template <class T>
-struct ThreadBuf {
-  T* p = nullptr;
-  size_t n = 0;
-  ~ThreadBuf() { ::operator delete(p, std::align_val_t(64)); }
-  T* get(size_t need) {
-    if (need > n) {
-      ::operator delete(p, std::align_val_t(64));
-      p = static_cast<T*>(::operator new(need * sizeof(T), std::align_val_t(64)));
-      n = need;
-    }
-    return p;
-  }
-};
 
 // Epilogue on up to 16 columns of one row: acc -> C (bias, act, scale, residual; in that order).
 inline __m256 act256(__m256 v, Act act) {
@@ -181,7 +167,7 @@ __attribute__((always_inline)) inline void kernel_6x16(const float* __restrict a
 // pack_a's vector path stores 8 floats per k at stride 6: the destination needs this many floats of slack.
 constexpr size_t kApackSlack = 8;
 // Destination for pack_a of an mc x kc block, slack included.
-inline float* apack_buffer(ThreadBuf<float>& buf, int64_t mc, int64_t kc) {
+static inline float* apack_buffer(ThreadBuf<float>& buf, int64_t mc, int64_t kc) {
   return buf.get(static_cast<size_t>(mc * std::max<int64_t>(kc, 1)) + kApackSlack);
 }
 

@@ -15,6 +15,7 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/scratch.hpp"
 #include "kernels/vmath_avx512.hpp"
 
 #define VTX_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
@@ -29,20 +30,7 @@ constexpr int MR = 8;
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
-struct ThreadBuf {
-  float* p = nullptr;
-  size_t n = 0;
-  ~ThreadBuf() { ::operator delete(p, std::align_val_t(64)); }
-  float* get(size_t need) {
-    if (need > n) {
-      ::operator delete(p, std::align_val_t(64));
-      p = static_cast<float*>(::operator new(need * sizeof(float), std::align_val_t(64)));
-      n = need;
-    }
-    return p;
-  }
-};
-thread_local ThreadBuf t_apack, t_cbuf;
+thread_local ThreadBuf<float> t_apack, t_cbuf;
 
 // Cache blocking of region(): K blocks of <= kc, row blocks of <= mc, groups of nc_panels 32-column panels.
 struct Blocking {

@@ -37,7 +37,7 @@ const Blocking& qtuning() {
   return t;
 }
 
-thread_local ThreadBuf t_bbuf;
+thread_local ThreadBuf<float> t_bbuf;
 
 // The packed weight as plain pointers (no standard-library calls inside the AVX-512 functions).
 struct WoWeight {
