@@ -15,6 +15,7 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/attention.hpp"
+#include "kernels/transpose_avx.hpp"
 #include "kernels/scratch.hpp"
 
 #define VTX_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
@@ -105,25 +106,6 @@ struct Ctx {
   float scale;
 };
 
-// 8x8 transpose: r[i] = row i (8 floats) -> r[i] = column i.
-VTX_AVX512_INLINE void transpose8(__m256 r[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
 
 // K^T into 32-key panels (8x8 transposes, rows past T are zero), V rows copied into dhp-wide zero-padded rows.
 VTX_AVX512 void pack_kv(const Ctx& c, int64_t b, int64_t h, float* kp, float* vp) {
@@ -141,7 +123,7 @@ VTX_AVX512 void pack_kv(const Ctx& c, int64_t b, int64_t h, float* kp, float* vp
           __m256 r[8];
 #pragma GCC unroll 8
           for (int i = 0; i < 8; ++i) r[i] = i < valid ? _mm256_loadu_ps(kb + (j0 + i) * c.ld + d) : _mm256_setzero_ps();
-          transpose8(r);
+          transpose8x8(r);
 #pragma GCC unroll 8
           for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (d + i) * NR, r[i]);
         }
@@ -171,7 +153,7 @@ VTX_AVX512 void pack_q(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows,
       __m256 r[8];
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(qb + i * c.ld + d);
-      transpose8(r);
+      transpose8x8(r);
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) _mm256_storeu_ps(qp + (d + i) * MR, _mm256_mul_ps(r[i], vs));
     }

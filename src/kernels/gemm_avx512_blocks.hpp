@@ -16,6 +16,7 @@
 #include "core/threadpool.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/scratch.hpp"
+#include "kernels/transpose_avx.hpp"
 #include "kernels/vmath_avx512.hpp"
 
 #define VTX_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
@@ -204,23 +205,10 @@ VTX_AVX512 void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int6
         __m256 r[8];
 #pragma GCC unroll 8
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lda + k);
-        const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        transpose8x8(r);
         float* d = dst + k * MR;
-        _mm256_store_ps(d + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_store_ps(d + 8, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_store_ps(d + 16, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_store_ps(d + 24, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_store_ps(d + 32, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_store_ps(d + 40, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_store_ps(d + 48, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_store_ps(d + 56, _mm256_permute2f128_ps(u3, u7, 0x31));
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) _mm256_store_ps(d + 8 * i, r[i]);
       }
     }
     for (int r = 0; r < MR; ++r)
