@@ -10,6 +10,7 @@
 
 #include "kernels/elementwise_avx2.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_split.hpp"
 #include "kernels/scratch.hpp"
 
 namespace vtx::kernels::avx2_blocks {
@@ -203,5 +204,52 @@ inline void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t 
     }
   }
 }
+
+struct Blocking {
+  int64_t kc, mc, nc_panels;
+};
+
+// One thread's share of C = epilogue(A * B): rows [mb, me), 16-column panels [pb, pe) of N columns, all of K.
+// A is packed per (MC x KC) block into 6-row micro-panels (L2); each B block src.block(p, k0, kc) ([kc][16]
+// f32 of panel p, valid until the next call) stays in L1 while the 6x16 microkernel sweeps every row tile.
+// With several K blocks, partial sums go to the tile buffer cbufs (C is written once, with the full epilogue,
+// so the residual may alias C).
+template <class BSource>
+void region(const float* A, int64_t lda, BSource& src, int64_t N, int64_t K, float* C, int64_t ldc,
+            const Epilogue& ep, int64_t mb, int64_t me, int64_t pb, int64_t pe, const Blocking& tu,
+            ThreadBuf<float>& apack, ThreadBuf<float>& cbufs) {
+  const int64_t nkb = std::max<int64_t>(1, (K + tu.kc - 1) / tu.kc);
+  const int64_t kcb = K == 0 ? 0 : (K + nkb - 1) / nkb;  // balanced K blocks
+  const int64_t rows = me - mb;
+  const int64_t nmb = std::max<int64_t>(1, (rows + tu.mc - 1) / tu.mc);
+  const int64_t mcb = ((rows + nmb - 1) / nmb + MR - 1) / MR * MR;
+  const int64_t npb = std::max<int64_t>(1, (pe - pb + tu.nc_panels - 1) / tu.nc_panels);
+  const int64_t ncb = (pe - pb + npb - 1) / npb;
+  float* ap = apack_buffer(apack, mcb, kcb);
+  float* cbuf = nkb > 1 ? cbufs.get(static_cast<size_t>(mcb * ncb * NR)) : nullptr;
+  for (int64_t m0 = mb; m0 < me; m0 += mcb) {
+    const int64_t mc = std::min(mcb, me - m0);
+    const int64_t ntile = (mc + MR - 1) / MR;
+    for (int64_t p0 = pb; p0 < pe; p0 += ncb) {
+      const int64_t p1 = std::min(pe, p0 + ncb);
+      for (int64_t kb = 0; kb < nkb; ++kb) {
+        const int64_t k0 = kb * kcb, kc = std::max<int64_t>(0, std::min(kcb, K - k0));
+        const bool final = kb == nkb - 1;
+        pack_a(A, lda, m0, mc, k0, kc, ap);
+        for (int64_t p = p0; p < p1; ++p) {
+          const float* bp = src.block(p, k0, kc);
+          TileOut o{C, ldc, &ep, 0, p * NR, 0, static_cast<int>(std::min<int64_t>(NR, N - p * NR))};
+          for (int64_t t = 0; t < ntile; ++t) {
+            o.m0 = m0 + t * MR;
+            o.mvalid = static_cast<int>(std::min<int64_t>(MR, me - o.m0));
+            float* buf = cbuf ? cbuf + ((p - p0) * ntile + t) * (MR * NR) : nullptr;
+            kernel_6x16(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o);
+          }
+        }
+      }
+    }
+  }
+}
+
 
 }  // namespace vtx::kernels::avx2_blocks

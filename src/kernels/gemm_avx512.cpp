@@ -50,7 +50,7 @@ VTX_AVX512 void gemm_region(const float* A, int64_t lda, const float* Wp, int64_
 void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C,
                    int64_t ldc, const Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
-  run_split(M, N, K, (N + NR - 1) / NR, [&](int64_t mb, int64_t me, int64_t pb, int64_t pe) {
+  run_split(M, N, K, (N + NR - 1) / NR, MR, [&](int64_t mb, int64_t me, int64_t pb, int64_t pe) {
     gemm_region(A, lda, Wp, N, K, C, ldc, ep, mb, me, pb, pe);
   });
 }

@@ -15,6 +15,7 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/gemm_split.hpp"
 #include "kernels/scratch.hpp"
 #include "kernels/transpose_avx.hpp"
 #include "kernels/vmath_avx512.hpp"
@@ -273,29 +274,6 @@ VTX_AVX512 void region(const float* A, int64_t lda, BSource& src, int64_t N, int
   }
 }
 
-// Thread split of an M x (npan 32-column panels) x K GEMM on the global pool: small problems on the calling
-// thread; else the panels across threads when there are enough of them and few rows (or row tiles), else the
-// row tiles. region(mb, me, pb, pe) computes one share.
-template <class Region>
-void run_split(int64_t M, int64_t N, int64_t K, int64_t npan, const Region& region) {
-  const int64_t mt = (M + MR - 1) / MR;
-  ThreadPool& pool = global_pool();
-  const int nt = pool.size();
-  if (nt == 1 || 2.0 * M * N * K < 2e5) {
-    region(0, M, 0, npan);
-    return;
-  }
-  const bool split_n = npan >= 2 * nt && (M < 192 * nt || mt < 4 * nt);
-  pool.run_on_all([&](int tid, int n) {
-    if (split_n) {
-      const int64_t pb = npan * tid / n, pe = npan * (tid + 1) / n;
-      if (pb < pe) region(0, M, pb, pe);
-    } else {
-      const int64_t tb = mt * tid / n, te = mt * (tid + 1) / n;
-      if (tb < te) region(tb * MR, imin(M, te * MR), 0, npan);
-    }
-  });
-}
 
 }  // namespace
 

@@ -99,44 +99,23 @@ void dequant_block(const QuantWeight& W, int64_t p, int64_t k0, int64_t kc, floa
   }
 }
 
+// Weight-only B blocks: each (panel, K block) converted to f32 into an L1 buffer, reused over every row tile.
+struct DequantSource {
+  const QuantWeight& W;
+  float* out;
+  const float* block(int64_t p, int64_t k0, int64_t kc) const {
+    dequant_block(W, p, k0, kc, out);
+    return out;
+  }
+};
+
 void region_wo(const float* A, int64_t lda, const QuantWeight& W, float* C, int64_t ldc, const Epilogue& ep,
                int64_t mb, int64_t me, int64_t pb, int64_t pe) {
   const Tuning& tu = tuning();
-  const int64_t N = W.N(), K = W.K();
-  const int64_t nkb = std::max<int64_t>(1, (K + tu.kc - 1) / tu.kc);
-  const int64_t kcb = K == 0 ? 0 : (K + nkb - 1) / nkb;
-  const int64_t rows = me - mb;
-  const int64_t nmb = std::max<int64_t>(1, (rows + tu.mc - 1) / tu.mc);
-  const int64_t mcb = ((rows + nmb - 1) / nmb + MR - 1) / MR * MR;
-  const int64_t npb = std::max<int64_t>(1, (pe - pb + tu.nc_panels - 1) / tu.nc_panels);
-  const int64_t ncb = (pe - pb + npb - 1) / npb;
-
-  float* ap = apack_buffer(t_apack, mcb, kcb);
-  float* bb = t_bbuf.get(static_cast<size_t>(std::max<int64_t>(kcb, 1) * NR));
-  float* cbuf = nkb > 1 ? t_cbuf.get(static_cast<size_t>(mcb * ncb * NR)) : nullptr;
-
-  for (int64_t m0 = mb; m0 < me; m0 += mcb) {
-    const int64_t mc = std::min(mcb, me - m0);
-    const int64_t ntile = (mc + MR - 1) / MR;
-    for (int64_t p0 = pb; p0 < pe; p0 += ncb) {
-      const int64_t p1 = std::min(pe, p0 + ncb);
-      for (int64_t kb = 0; kb < nkb; ++kb) {
-        const int64_t k0 = kb * kcb, kc = std::max<int64_t>(0, std::min(kcb, K - k0));
-        const bool final = kb == nkb - 1;
-        pack_a(A, lda, m0, mc, k0, kc, ap);
-        for (int64_t p = p0; p < p1; ++p) {
-          dequant_block(W, p, k0, kc, bb);
-          TileOut o{C, ldc, &ep, 0, p * NR, 0, static_cast<int>(std::min<int64_t>(NR, N - p * NR))};
-          for (int64_t t = 0; t < ntile; ++t) {
-            o.m0 = m0 + t * MR;
-            o.mvalid = static_cast<int>(std::min<int64_t>(MR, me - o.m0));
-            float* buf = cbuf ? cbuf + ((p - p0) * ntile + t) * (MR * NR) : nullptr;
-            kernel_6x16(ap + t * MR * kc, bb, kc, buf, kb > 0, final, o);
-          }
-        }
-      }
-    }
-  }
+  const int64_t kcb_max = std::min<int64_t>(std::max<int64_t>(W.K(), 1), tu.kc);
+  DequantSource src{W, t_bbuf.get(static_cast<size_t>(kcb_max * NR))};
+  region(A, lda, src, W.N(), W.K(), C, ldc, ep, mb, me, pb, pe, Blocking{tu.kc, tu.mc, tu.nc_panels}, t_apack,
+         t_cbuf);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -343,39 +322,17 @@ void linear_q_impl(const float* A, int64_t M, int64_t lda, const QuantWeight& W,
     };
     auto region = vnni ? region_vnni : region_i8;
     const int mr = vnni ? VMR : IMR;
-    if (small) {
+    if (small)
       quant(0, M);
-      region(qa, sa, Kp, W, C, ldc, ep, 0, M, 0, npan);
-      return;
-    }
-    pool.parallel_for(M, quant);
-    const int64_t mt = (M + mr - 1) / mr;
-    const bool split_n = npan >= 2 * nt && (M < 64 * nt * 3 || mt < 4 * nt);
-    pool.run_on_all([&](int tid, int n) {
-      if (split_n) {
-        const int64_t pb = npan * tid / n, pe = npan * (tid + 1) / n;
-        if (pb < pe) region(qa, sa, Kp, W, C, ldc, ep, 0, M, pb, pe);
-      } else {
-        const int64_t tb = mt * tid / n, te = mt * (tid + 1) / n;
-        if (tb < te) region(qa, sa, Kp, W, C, ldc, ep, tb * mr, std::min(M, te * mr), 0, npan);
-      }
+    else
+      pool.parallel_for(M, quant);
+    run_split(M, N, K, npan, mr, [&](int64_t mb, int64_t me, int64_t pb, int64_t pe) {
+      region(qa, sa, Kp, W, C, ldc, ep, mb, me, pb, pe);
     });
     return;
   }
-  if (small) {
-    region_wo(A, lda, W, C, ldc, ep, 0, M, 0, npan);
-    return;
-  }
-  const int64_t mt = (M + MR - 1) / MR;
-  const bool split_n = npan >= 2 * nt && (M < 64 * nt * 3 || mt < 4 * nt);
-  pool.run_on_all([&](int tid, int n) {
-    if (split_n) {
-      const int64_t pb = npan * tid / n, pe = npan * (tid + 1) / n;
-      if (pb < pe) region_wo(A, lda, W, C, ldc, ep, 0, M, pb, pe);
-    } else {
-      const int64_t tb = mt * tid / n, te = mt * (tid + 1) / n;
-      if (tb < te) region_wo(A, lda, W, C, ldc, ep, tb * MR, std::min(M, te * MR), 0, npan);
-    }
+  run_split(M, N, K, npan, MR, [&](int64_t mb, int64_t me, int64_t pb, int64_t pe) {
+    region_wo(A, lda, W, C, ldc, ep, mb, me, pb, pe);
   });
 }
 

@@ -133,7 +133,7 @@ VTX_AVX512 void region_wo(const float* A, int64_t lda, const WoWeight& w, int64_
 template <WType T>
 void run(const float* A, int64_t M, int64_t lda, const WoWeight& w, int64_t N, float* C, int64_t ldc,
          const Epilogue& ep) {
-  run_split(M, N, w.K, (N + NR - 1) / NR, [&](int64_t mb, int64_t me, int64_t pb, int64_t pe) {
+  run_split(M, N, w.K, (N + NR - 1) / NR, MR, [&](int64_t mb, int64_t me, int64_t pb, int64_t pe) {
     region_wo<T>(A, lda, w, N, C, ldc, ep, mb, me, pb, pe);
   });
 }
