@@ -1,8 +1,14 @@
 #!/bin/bash
 # Configures and builds vtx. Usage: scripts/build.sh [BUILD_DIR] [extra cmake args...]
 #   BUILD_DIR defaults to build/ (Release). build-asan/ style dirs: pass -DVTX_SANITIZE=ON.
+#   ccache is used when it is installed (CCACHE_BASEDIR makes hits work across checkouts).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${1:-$ROOT/build}"; shift || true
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+LAUNCHER=()
+if command -v ccache >/dev/null 2>&1; then
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(dirname "$ROOT")}"
+  LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "${LAUNCHER[@]}" "$@" >/dev/null
 ninja -C "$BUILD" -j"$(nproc)"
