@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "golden_runner.hpp"
+#include "vtx/pipeline.hpp"
 #include "models/depth.hpp"
 
 namespace vtx::test {
@@ -17,12 +18,12 @@ TEST_P(DepthGolden, MatchesTransformers) {
   GoldenCase c = load_case(GetParam());
   auto model = Model::load(c.model_dir());
   EXPECT_EQ(model->info().architecture, c.spec["class"].get<std::string>());
-  EXPECT_EQ(model->info().task, "depth");
+  EXPECT_EQ(model->info().task, Task::DepthEstimation);
   ModelOutput out = model->forward(c.tensors.at("pixel_values"), case_options(c));
   int compared = compare_outputs(c, out);
   EXPECT_GE(compared, 5) << "too few outputs compared";
   const Tensor& ref = c.tensors.at("depth_at_original_size");
-  Tensor d = models::post_process_depth(out.predicted_depth, 0, ref.dim(0), ref.dim(1));
+  Tensor d = post_process_depth_estimation(out.predicted_depth, 0, ref.dim(0), ref.dim(1));
   expect_close(d, ref, c.atol("depth_at_original_size"), c.name + ":depth_at_original_size");
   // For the record: worst deviation as a fraction of the tolerance.
   for (const auto& [name, t] : {std::pair<std::string, Tensor>{"predicted_depth", out.predicted_depth},

@@ -10,6 +10,7 @@
 
 #include "io/safetensors.hpp"
 #include "io/weights.hpp"
+#include "vtx/pipeline.hpp"
 #include "models/depth.hpp"
 #include "models/dpt_neck.hpp"
 #include "support.hpp"
@@ -76,7 +77,7 @@ TEST_P(DepthNeckGolden, NeckAndHeadMatchReference) {
 TEST_P(DepthNeckGolden, PostProcessMatchesDepthAtOriginalSize) {
   test::GoldenCase c = test::load_case(GetParam());
   const Tensor& ref = c.tensors.at("depth_at_original_size");
-  Tensor got = models::post_process_depth(c.tensors.at("predicted_depth"), 0, ref.dim(0), ref.dim(1));
+  Tensor got = post_process_depth_estimation(c.tensors.at("predicted_depth"), 0, ref.dim(0), ref.dim(1));
   int compared = 0;
   check(c, "depth_at_original_size", got, &compared);
 }
@@ -141,9 +142,9 @@ TEST(DepthNeck, WrongShapesAndConfigsThrow) {
   bad["model_type"] = "vit";
   EXPECT_THROW(DepthNeckConfig::from_json(bad, "config.json"), Error);
   // post-processing input checks
-  EXPECT_THROW(models::post_process_depth(c.tensors.at("predicted_depth"), 1, 10, 10), Error);
-  EXPECT_THROW(models::post_process_depth(c.tensors.at("predicted_depth"), 0, 0, 10), Error);
-  EXPECT_THROW(models::post_process_depth(Tensor({3, 4}, DType::F32), 0, 10, 10), Error);
+  EXPECT_THROW(post_process_depth_estimation(c.tensors.at("predicted_depth"), 1, 10, 10), Error);
+  EXPECT_THROW(post_process_depth_estimation(c.tensors.at("predicted_depth"), 0, 0, 10), Error);
+  EXPECT_THROW(post_process_depth_estimation(Tensor({3, 4}, DType::F32), 0, 10, 10), Error);
 }
 
 TEST(DepthNeck, DptReadoutVariantsDiffer) {

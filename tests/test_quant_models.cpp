@@ -91,9 +91,9 @@ TEST(QuantGolden, AgreementWithFp32Golden) {
     opt.output_hidden_states = false;
     for (const std::string dtype : {"f16", "bf16", "int8", "int4"}) {
       LoadOptions lo;
-      lo.dtype = dtype;
+      lo.dtype = parse_weight_type(dtype);
       auto model = Model::load(c.model_dir(), lo);
-      EXPECT_EQ(model->info().quantization, dtype);
+      EXPECT_EQ(weight_type_name(model->info().weights), dtype);
       ModelOutput out = model->forward(c.tensors.at("pixel_values"), opt);
       std::map<std::string, Tensor> got;
       for (auto& [k, v] : out.named()) got[k] = v;
@@ -123,22 +123,23 @@ TEST(QuantGolden, DefaultPrecision) {
   for (const char* name : {"vit-f16", "vit-bf16", "vit-cls"}) {
     GoldenCase c = load_case(name);
     auto model = Model::load(c.model_dir());
-    const std::string want = std::string(name) == "vit-f16" ? "f16" : std::string(name) == "vit-bf16" ? "bf16" : "";
-    EXPECT_EQ(model->info().quantization, want) << name;
+    const std::string want = std::string(name) == "vit-f16" ? "f16" : std::string(name) == "vit-bf16" ? "bf16" : "f32";
+    EXPECT_EQ(weight_type_name(model->info().weights), want) << name;
+    EXPECT_FALSE(model->info().mixed_precision) << name;
     compare_outputs(c, model->forward(c.tensors.at("pixel_values"), case_options(c)));
     LoadOptions lo;
-    lo.dtype = "f32";
+    lo.dtype = WeightType::F32;
     auto m32 = Model::load(c.model_dir(), lo);
-    EXPECT_EQ(m32->info().quantization, "");
+    EXPECT_EQ(m32->info().weights, WeightType::F32);
     compare_outputs(c, m32->forward(c.tensors.at("pixel_values"), case_options(c)));
   }
 }
 
 TEST(QuantLoad, RejectsUnknownDtype) {
-  GoldenCase c = load_case("vit-pooler");
-  LoadOptions lo;
-  lo.dtype = "int3";
-  EXPECT_THROW(Model::load(c.model_dir(), lo), Error);
+  EXPECT_THROW(parse_weight_type("int3"), Error);
+  EXPECT_THROW(parse_int4_method("median"), Error);
+  for (WeightType t : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Int8, WeightType::Int4})
+    EXPECT_EQ(parse_weight_type(weight_type_name(t)), t);
 }
 
 bool same_bits(const Tensor& a, const Tensor& b) {
@@ -152,12 +153,12 @@ TEST(QuantFolder, RoundTripBitIdentical) {
     GoldenCase c = load_case(name);
     for (const std::string to : {"int8", "int4", "f16", "bf16"}) {
       const std::string out = tmp + "/" + name + "-" + to;
-      QuantizeReport r = quantize_checkpoint(c.model_dir(), out, to);
+      QuantizeReport r = quantize_checkpoint(c.model_dir(), out, parse_weight_type(to));
       EXPECT_GT(r.modules, 0);
       auto folder = Model::load(out);
-      EXPECT_EQ(folder->info().quantization, to);
+      EXPECT_EQ(weight_type_name(folder->info().weights), to);
       LoadOptions lo;
-      lo.dtype = to;
+      lo.dtype = parse_weight_type(to);
       auto at_load = Model::load(c.model_dir(), lo);
       ModelOutput a = folder->forward(c.tensors.at("pixel_values"), case_options(c));
       ModelOutput b = at_load->forward(c.tensors.at("pixel_values"), case_options(c));
@@ -168,7 +169,7 @@ TEST(QuantFolder, RoundTripBitIdentical) {
       // Loading a quantized folder with a different quantization is refused; the same one is accepted.
       if (to == "int8" || to == "int4") {
         LoadOptions other;
-        other.dtype = to == "int8" ? "int4" : "f16";
+        other.dtype = to == "int8" ? WeightType::Int4 : WeightType::F16;
         EXPECT_THROW(Model::load(out, other), Error);
         EXPECT_NO_THROW(Model::load(out, lo));
       }
@@ -193,7 +194,7 @@ TEST(QuantFolder, ValidationErrorsNameFileAndKey) {
   const std::string tmp = temp_dir();
   GoldenCase c = load_case("vit-pooler");
   const std::string base = tmp + "/base-int4";
-  quantize_checkpoint(c.model_dir(), base, "int4");
+  quantize_checkpoint(c.model_dir(), base, WeightType::Int4);
   auto tensors = io::load_safetensors(base + "/model.safetensors");
   const std::string key = "encoder.layer.0.attention.attention.query";
   ASSERT_TRUE(tensors.count(key + ".weight_scale")) << "unexpected key layout";
@@ -302,7 +303,7 @@ TEST(QuantFolder, SizeOnDisk) {
   const double f32 = static_cast<double>(fs::file_size(src + "/model.safetensors"));
   std::map<std::string, double> ratio;
   for (const std::string to : {"int4", "int8", "f16"}) {
-    QuantizeReport r = quantize_checkpoint(src, tmp + "/" + to, to);
+    QuantizeReport r = quantize_checkpoint(src, tmp + "/" + to, parse_weight_type(to));
     ratio[to] = static_cast<double>(fs::file_size(tmp + "/" + to + "/model.safetensors")) / f32;
     EXPECT_EQ(r.modules, 6 * L);
     std::printf("%s: %.3fx fp32 on disk\n", to.c_str(), ratio[to]);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "vtx/model.hpp"
+
 namespace vtx::cli {
 
 struct CliError : std::runtime_error {
@@ -46,7 +48,14 @@ class ArgParser {
   std::multimap<std::string, std::string> vals_;
 };
 
-// "file.safetensors:key" -> {file, key}; key empty when absent.
-std::pair<std::string, std::string> split_file_key(const std::string& spec);
+
+// How the encoder linears are stored: "f32", "bf16", ..., or "mixed (f16/bf16 kept per layer)".
+inline std::string weights_label(const ModelInfo& i) {
+  return i.mixed_precision ? "mixed (f16/bf16 kept per layer)" : weight_type_name(i.weights);
+}
+// The same, with "none" for plain f32 (the `quantization` field of vtx info / vtx bench --json).
+inline std::string quantization_label(const ModelInfo& i) {
+  return !i.mixed_precision && i.weights == WeightType::F32 ? "none" : weights_label(i);
+}
 
 }  // namespace vtx::cli

@@ -12,7 +12,6 @@
 
 #include "cli.hpp"
 #include "cli_load_options.hpp"
-#include "core/peak.hpp"
 #include "vtx/model.hpp"
 
 namespace vtx::cli {
@@ -34,16 +33,17 @@ static double current_rss_mb() {
 }
 
 static int cmd_bench(const Args& args) {
-  ArgParser p(args, {"--batch", "--threads", "--height", "--width", "--warmup", "--iters", "--dtype", "--quantize"}, {"--json", "--no-peak"});
+  ArgParser p(args, with_load_flags({"--batch", "--height", "--width", "--warmup", "--iters"}), {"--json", "--no-peak"});
   if (p.positional().size() != 1)
-    throw CliError("usage: vtx bench MODEL_DIR [--batch N] [--threads T] [--height H --width W] [--warmup W] [--iters N] [--json] [--dtype f32|f16|bf16] [--quantize int8|int4]");
-  if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
+    throw CliError("usage: vtx bench MODEL_DIR [--batch N] [--threads T] [--height H --width W] [--warmup W] [--iters N] [--json] " + std::string(kLoadFlagsUsage));
   const int batch = p.get_int("--batch", 1), warmup = p.get_int("--warmup", 3), iters = p.get_int("--iters", 10);
   if (batch < 1 || iters < 1 || warmup < 0) throw CliError("--batch and --iters must be >= 1, --warmup >= 0");
   const std::string dir = p.positional()[0];
 
   auto t0 = std::chrono::steady_clock::now();
-  auto model = Model::load(dir, load_options(p));
+  const LoadOptions lopt = load_options(p);
+  t0 = std::chrono::steady_clock::now();
+  auto model = Model::load(dir, lopt);
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const double rss_loaded = current_rss_mb();
   const ModelInfo& info = model->info();
@@ -75,10 +75,10 @@ static int cmd_bench(const Args& args) {
   const double p90 = sorted[std::min(sorted.size() - 1, static_cast<size_t>(0.9 * static_cast<double>(sorted.size())))];
   const double gflop = forward_flops(info, H, W) * batch / 1e9;
   const double gflops = gflop / (median / 1e3);
-  const double peak = p.has("--no-peak") ? 0 : measure_fma_peak_gflops(true);  // widest FMA the GEMM uses
+  const double peak = p.has("--no-peak") ? 0 : fma_peak_gflops(true);  // widest FMA the GEMM uses
   nlohmann::json j = {{"tool", "vtx bench"}, {"model", dir}, {"architecture", info.architecture}, {"batch", batch},
                       {"height", H}, {"width", W}, {"threads", num_threads()}, {"warmup", warmup}, {"iters", iters},
-                      {"load_ms", load_ms}, {"quantization", info.quantization.empty() ? "none" : info.quantization}, {"median_ms", median}, {"min_ms", sorted.front()}, {"p90_ms", p90},
+                      {"load_ms", load_ms}, {"quantization", quantization_label(info)}, {"median_ms", median}, {"min_ms", sorted.front()}, {"p90_ms", p90},
                       {"images_per_s_at_median", batch / (median / 1e3)}, {"gflop_per_batch", gflop},
                       {"gflops_at_median", gflops}, {"fma_peak_gflops", peak},
                       {"pct_peak", peak > 0 ? 100.0 * gflops / peak : 0.0}, {"peak_rss_mb", peak_rss_mb()},
@@ -88,7 +88,7 @@ static int cmd_bench(const Args& args) {
   } else {
     std::printf("%s  batch %d  %lldx%lld  %d threads\n", info.architecture.c_str(), batch, static_cast<long long>(H),
                 static_cast<long long>(W), num_threads());
-    std::printf("weights   %s\n", info.quantization.empty() ? "f32" : info.quantization.c_str());
+    std::printf("weights   %s\n", weights_label(info).c_str());
     std::printf("load      %8.1f ms\n", load_ms);
     std::printf("median    %8.2f ms   min %.2f   p90 %.2f   (%d iters after %d warm-up)\n", median, sorted.front(), p90,
                 iters, warmup);

@@ -11,18 +11,16 @@
 namespace vtx::cli {
 
 static int cmd_classify(const Args& args) {
-  ArgParser p(args, {"--top-k", "--batch", "--threads", "--max-pixels", "--dtype", "--quantize"}, {"--json", "--no-exif-transpose"});
+  ArgParser p(args, with_load_flags({"--top-k", "--batch", "--max-pixels"}), {"--json", "--no-exif-transpose"});
   if (p.positional().size() < 2)
-    throw CliError("usage: vtx classify MODEL_DIR IMG|DIR... [--top-k 5] [--batch N] [--json] [--threads N] [--dtype f32|f16|bf16] [--quantize int8|int4]");
-  if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
+    throw CliError("usage: vtx classify MODEL_DIR IMG|DIR... [--top-k 5] [--batch N] [--json] " + std::string(kLoadFlagsUsage));
   Pipeline pipe = Pipeline::load(p.positional()[0], load_options(p));
-  if (pipe.model().info().task != "classify")
+  if (pipe.model().info().task != Task::Classification)
     throw Error(p.positional()[0] + ": " + pipe.model().info().architecture + " is not an image classifier");
-  const int top_k = p.get_int("--top-k", 5), batch = p.get_int("--batch", 1);
-  ImageLoadOptions lo;
-  lo.exif_transpose = !p.has("--no-exif-transpose");
-  if (p.has("--max-pixels")) lo.max_pixels = p.get_int("--max-pixels", 0);
-  std::vector<std::string> files = expand_image_args({p.positional().begin() + 1, p.positional().end()});
+  const int top_k = p.get_int("--top-k", 5), batch = batch_size(p);
+  if (top_k < 1) throw CliError("--top-k must be at least 1 (got " + std::to_string(top_k) + ")");
+  const ImageLoadOptions lo = image_load_options(p);
+  const std::vector<std::string> files = image_files({p.positional().begin() + 1, p.positional().end()});
   nlohmann::json all = nlohmann::json::array();
   auto failures = for_each_batch(files, batch, lo, [&](const std::vector<std::string>& names, const std::vector<Image>& imgs) {
     auto preds = pipe.classify(imgs, top_k);

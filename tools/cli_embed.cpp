@@ -7,32 +7,29 @@
 #include "cli.hpp"
 #include "cli_load_options.hpp"
 #include "cli_images.hpp"
-#include "io/npy.hpp"
-#include "io/safetensors.hpp"
+#include "vtx/io.hpp"
 #include "vtx/pipeline.hpp"
 
 namespace vtx::cli {
 
 static int cmd_embed(const Args& args) {
-  ArgParser p(args, {"--pool", "--batch", "--out", "--threads", "--max-pixels", "--dtype", "--quantize"}, {"--no-exif-transpose"});
+  ArgParser p(args, with_load_flags({"--pool", "--batch", "--out", "--max-pixels"}), {"--no-exif-transpose"});
   if (p.positional().size() < 2 || !p.has("--out"))
-    throw CliError("usage: vtx embed MODEL_DIR IMG|DIR... [--pool cls|mean|cls+mean|patch|tokens|pooler] [--batch N] --out FILE.npy|.safetensors|.jsonl [--dtype f32|f16|bf16] [--quantize int8|int4]");
+    throw CliError("usage: vtx embed MODEL_DIR IMG|DIR... [--pool cls|mean|cls+mean|patch|tokens|pooler] [--batch N] --out FILE.npy|.safetensors|.jsonl " + std::string(kLoadFlagsUsage));
   const std::string out = p.get("--out");
   const std::string ext = std::filesystem::path(out).extension().string();
   if (ext != ".npy" && ext != ".safetensors" && ext != ".jsonl")
     throw CliError("--out must end in .npy, .safetensors or .jsonl: " + out);
   const std::string pool_name = p.get("--pool", "cls");
   const Pool pool = parse_pool(pool_name);
-  if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
   Pipeline pipe = Pipeline::load(p.positional()[0], load_options(p));
-  ImageLoadOptions lo;
-  lo.exif_transpose = !p.has("--no-exif-transpose");
-  if (p.has("--max-pixels")) lo.max_pixels = p.get_int("--max-pixels", 0);
-  std::vector<std::string> files = expand_image_args({p.positional().begin() + 1, p.positional().end()});
+  const ImageLoadOptions lo = image_load_options(p);
+  const int batch = batch_size(p);
+  const std::vector<std::string> files = image_files({p.positional().begin() + 1, p.positional().end()});
 
   std::vector<std::string> done;
   std::vector<Tensor> rows;  // one [...] per image
-  auto failures = for_each_batch(files, p.get_int("--batch", 1), lo,
+  auto failures = for_each_batch(files, batch, lo,
                                  [&](const std::vector<std::string>& names, const std::vector<Image>& imgs) {
     Tensor e = pipe.embed(imgs, pool);
     std::vector<int64_t> row_shape(e.shape().begin() + 1, e.shape().end());
@@ -51,7 +48,7 @@ static int cmd_embed(const Args& args) {
       nlohmann::json v = std::vector<float>(r.data<float>(), r.data<float>() + r.numel());
       text += nlohmann::json{{"file", done[i]}, {"pool", pool_name}, {"shape", r.shape()}, {"embedding", v}}.dump() + "\n";
     }
-    io::write_file_atomic(out, text);
+    write_file_atomic(out, text);
   } else {
     for (const auto& r : rows)
       if (r.shape() != rows[0].shape())
@@ -63,9 +60,9 @@ static int cmd_embed(const Args& args) {
     const int64_t n = rows[0].numel();
     for (size_t i = 0; i < rows.size(); ++i) std::copy_n(rows[i].data<float>(), n, all.data<float>() + static_cast<int64_t>(i) * n);
     if (ext == ".npy") {
-      io::save_npy(out, all);
+      save_npy(out, all);
     } else {
-      io::save_safetensors(out, {{"embeddings", all}},
+      save_safetensors(out, {{"embeddings", all}},
                            {{"format", "pt"}, {"pool", pool_name}, {"files", nlohmann::json(done).dump()}});
     }
   }

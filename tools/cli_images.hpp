@@ -1,29 +1,29 @@
 #pragma once
-// Image-file plumbing for the pipeline commands: expanding files and folders, batching, a progress bar on
-// a terminal, and per-image error collection (a bad image is reported and skipped, never fatal).
-#include <functional>
+// The pipeline commands' image plumbing on top of the library's folder walk and batch iterator
+// (vtx::find_image_files, vtx::for_each_image_batch): a progress bar on a terminal, the common image flags,
+// and the failure report with its exit code.
 #include <string>
 #include <vector>
 
-#include "vtx/image.hpp"
+#include "cli.hpp"
+#include "vtx/pipeline.hpp"
 
 namespace vtx::cli {
 
-// Files as given, folders walked recursively for image files (by extension: jpg jpeg png webp bmp),
-// sorted within each folder. A path that does not exist is kept, so that it is reported as a failure.
-std::vector<std::string> expand_image_args(const std::vector<std::string>& args);
+// --no-exif-transpose, --max-pixels N (the flags every image command takes).
+ImageLoadOptions image_load_options(const ArgParser& p);
+// --batch N (default 1; refused when < 1).
+int batch_size(const ArgParser& p);
 
-struct Failure {
-  std::string path, error;
-};
+// The image files named by `args` (folders walked recursively); an error when there are none.
+std::vector<std::string> image_files(const std::vector<std::string>& args);
 
-// Loads images `batch` at a time and calls fn(paths, images) for each batch of successfully loaded images.
-// Loading errors and errors thrown by fn (vtx::Error) are recorded per image; returns them.
-std::vector<Failure> for_each_batch(const std::vector<std::string>& paths, int batch, const ImageLoadOptions& opt,
-                                    const std::function<void(const std::vector<std::string>&, const std::vector<Image>&)>& fn);
+// vtx::for_each_image_batch with a progress bar on stderr when it is a terminal.
+std::vector<ImageFailure> for_each_batch(const std::vector<std::string>& paths, int batch, const ImageLoadOptions& opt,
+                                         const ImageBatchFn& fn);
 
 // Prints "N of M images failed" and each failure on stderr; returns the exit code (0, or 3 when some failed,
 // 1 when all failed).
-int report_failures(const std::vector<Failure>& failures, size_t total);
+int report_failures(const std::vector<ImageFailure>& failures, size_t total);
 
 }  // namespace vtx::cli

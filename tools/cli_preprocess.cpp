@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "io/safetensors.hpp"
 #include "vtx/image.hpp"
+#include "vtx/io.hpp"
 #include "vtx/processor.hpp"
 
 namespace {
@@ -45,7 +45,7 @@ int cmd_preprocess(const vtx::cli::Args& args) {
       out.emplace_back(key, each[i]);
     }
   }
-  vtx::io::save_safetensors(ap.get("--out"), out);
+  vtx::save_safetensors(ap.get("--out"), out);
   for (const auto& [k, t] : out) std::cout << k << " " << t.shape_str() << "\n";
   return 0;
 }

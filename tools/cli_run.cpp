@@ -3,40 +3,38 @@
 
 #include "cli.hpp"
 #include "cli_load_options.hpp"
-#include "cli_common.hpp"
-#include "io/safetensors.hpp"
 #include "cli_images.hpp"
+#include "vtx/io.hpp"
 #include "vtx/pipeline.hpp"
 
 namespace vtx::cli {
 
 static int cmd_run(const Args& args) {
-  ArgParser p(args, {"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos", "--threads", "--dtype", "--quantize"},
+  ArgParser p(args, with_load_flags({"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos"}),
               {"--hidden-states", "--attentions", "--interpolate-pos-encoding", "--no-exif-transpose"});
   if (p.positional().size() != 1 || !p.has("--out") || p.has("--pixel-values") == p.has("--image"))
     throw CliError(
         "usage: vtx run MODEL_DIR (--pixel-values IN.safetensors[:KEY] | --image IMG...) --out OUT.safetensors [--hidden-states] "
-        "[--attentions] [--interpolate-pos-encoding] [--head-mask FILE:KEY] [--bool-masked-pos FILE:KEY] [--threads N] [--dtype f32|f16|bf16] [--quantize int8|int4]");
-  if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
+        "[--attentions] [--interpolate-pos-encoding] [--head-mask FILE:KEY] [--bool-masked-pos FILE:KEY] " + std::string(kLoadFlagsUsage));
   auto model = Model::load(p.positional()[0], load_options(p));
   Tensor pv;
   if (p.has("--image")) {  // load_image + the folder's image processor, as the HF pipelines do
     ImageLoadOptions lo;
     lo.exif_transpose = !p.has("--no-exif-transpose");
     std::vector<Image> images;
-    for (const auto& f : expand_image_args(p.get_all("--image"))) images.push_back(load_image(f, lo));
+    for (const auto& f : image_files(p.get_all("--image"))) images.push_back(load_image(f, lo));
     pv = ImageProcessor::from_pretrained(p.positional()[0]).preprocess(images);
   } else {
-    pv = read_tensor_arg(p.get("--pixel-values"), "pixel_values");
+    pv = load_safetensors_tensor(p.get("--pixel-values"), "pixel_values");
   }
   ForwardOptions opt;
   opt.output_hidden_states = p.has("--hidden-states");
   opt.output_attentions = p.has("--attentions");
   opt.interpolate_pos_encoding = p.has("--interpolate-pos-encoding");
-  if (p.has("--head-mask")) opt.head_mask = read_tensor_arg(p.get("--head-mask"), "head_mask");
-  if (p.has("--bool-masked-pos")) opt.bool_masked_pos = read_tensor_arg(p.get("--bool-masked-pos"), "bool_masked_pos");
+  if (p.has("--head-mask")) opt.head_mask = load_safetensors_tensor(p.get("--head-mask"), "head_mask");
+  if (p.has("--bool-masked-pos")) opt.bool_masked_pos = load_safetensors_tensor(p.get("--bool-masked-pos"), "bool_masked_pos");
   ModelOutput out = model->forward(pv, opt);
-  io::save_safetensors(p.get("--out"), out.named());
+  save_safetensors(p.get("--out"), out.named());
   return 0;
 }
 

@@ -75,12 +75,6 @@ int ArgParser::get_int(const std::string& flag, int def) const {
   }
 }
 
-std::pair<std::string, std::string> split_file_key(const std::string& spec) {
-  auto pos = spec.rfind(':');
-  if (pos == std::string::npos || spec.find('/', pos) != std::string::npos) return {spec, ""};
-  return {spec.substr(0, pos), spec.substr(pos + 1)};
-}
-
 }  // namespace vtx::cli
 
 static void usage() {

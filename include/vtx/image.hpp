@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vtx/error.hpp"
+#include "vtx/export.hpp"
 
 namespace vtx {
 
@@ -44,14 +45,14 @@ struct ImageInfo {
 };
 
 // Loads a file. `info`, when given, receives the raw decode facts.
-Image load_image(const std::string& path, const ImageLoadOptions& opt = {}, ImageInfo* info = nullptr);
+VTX_API Image load_image(const std::string& path, const ImageLoadOptions& opt = {}, ImageInfo* info = nullptr);
 
 // Decodes an in-memory file; `name` is used in error messages.
-Image decode_image(const uint8_t* data, size_t size, const std::string& name, const ImageLoadOptions& opt = {},
+VTX_API Image decode_image(const uint8_t* data, size_t size, const std::string& name, const ImageLoadOptions& opt = {},
                    ImageInfo* info = nullptr);
 
 // PIL Image.transpose methods, as selected by exif_transpose for orientations 2..8.
 // Returns the image unchanged for any other orientation value.
-Image apply_exif_orientation(const Image& img, int orientation);
+VTX_API Image apply_exif_orientation(const Image& img, int orientation);
 
 }  // namespace vtx

@@ -5,10 +5,13 @@
 //   auto p = vtx::Pipeline::load("google-vit-base-patch16-224");
 //   auto top = p.classify({vtx::load_image("cat.jpg")}, 5);           // softmax scores, best first
 //   vtx::Tensor e = p.embed({img}, vtx::Pool::Cls);                    // [1, D]
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "vtx/export.hpp"
 #include "vtx/image.hpp"
 #include "vtx/model.hpp"
 #include "vtx/processor.hpp"
@@ -29,9 +32,9 @@ enum class Pool {
   Tokens,   // the whole last_hidden_state [T, D] (transformers' pipeline default)
   Pooler,   // pooler_output (transformers' pipeline with pool=True)
 };
-Pool parse_pool(const std::string& s);  // "cls", "mean", "cls+mean", "patch", "tokens", "pooler"
+VTX_API Pool parse_pool(const std::string& s);  // "cls", "mean", "cls+mean", "patch", "tokens", "pooler"
 
-class Pipeline {
+class VTX_API Pipeline {
  public:
   // Loads the model and the image processor (preprocessor_config.json) of a folder.
   static Pipeline load(const std::string& dir, const LoadOptions& opt = {});
@@ -46,6 +49,11 @@ class Pipeline {
   std::vector<std::vector<Prediction>> classify(const std::vector<Image>& images, int top_k = 5);
   // One embedding per image: [B, D], [B, 2D] (ClsMean), [B, N, D] (Patch) or [B, T, D] (Tokens).
   Tensor embed(const std::vector<Image>& images, Pool pool);
+  // Depth at each image's original size (post_process_depth_estimation): one [height, width] F32 per image.
+  std::vector<Tensor> depth(const std::vector<Image>& images);
+  // The batch through the processor and the model. As the transformers pipelines, this passes the caller's
+  // ForwardOptions unchanged (no interpolate_pos_encoding unless asked): the processor resizes to the size the
+  // model was trained at, and DINOv2-family models always interpolate their position embeddings.
   ModelOutput forward(const std::vector<Image>& images, const ForwardOptions& opt = {});
 
  private:
@@ -55,8 +63,46 @@ class Pipeline {
 };
 
 // Post-processing, usable on outputs computed elsewhere.
-std::vector<std::vector<Prediction>> top_k_predictions(const Tensor& logits, const std::vector<std::string>& id2label,
-                                                       int top_k);
-Tensor pool_embeddings(const ModelOutput& out, const ModelInfo& info, Pool pool);
+VTX_API std::vector<std::vector<Prediction>> top_k_predictions(const Tensor& logits,
+                                                               const std::vector<std::string>& id2label, int top_k);
+VTX_API Tensor pool_embeddings(const ModelOutput& out, const ModelInfo& info, Pool pool);
+
+// DPTImageProcessor.post_process_depth_estimation(outputs, target_sizes=[(height, width)]) for image `index`:
+// torch bicubic (a = -0.75, align_corners=False, no antialias) resize of predicted_depth[index] ([B, H', W'])
+// to [height, width]. Throws vtx::Error on a bad index / shape / size.
+VTX_API Tensor post_process_depth_estimation(const Tensor& predicted_depth, int64_t index, int64_t height,
+                                             int64_t width);
+
+// Depth pictures, from a [height, width] F32 depth map.
+enum class DepthPicture {
+  Gray8,    // (d - min) / (max - min) * 255 per image: the "depth" image of the transformers pipeline
+  Inferno,  // the same normalisation through matplotlib's inferno colormap (RGB)
+  Gray16,   // 16-bit data PNG: relative depth (d - min) / (max - min) * 65535; metric depth d * 256 (KITTI)
+};
+struct DepthPng {
+  std::string png;          // the encoded file
+  float min = 0, max = 0;   // range of the depth map
+  std::string scale;        // how to read the values back (also stored in the PNG's "vtx-depth-scale" tEXt)
+};
+VTX_API DepthPng encode_depth_png(const Tensor& depth, DepthPicture kind, bool metric);
+// The pipeline's 8-bit "depth" picture as an image (gray replicated to RGB).
+VTX_API Image depth_to_image(const Tensor& depth);
+
+// Image files: arguments as given, folders walked recursively for image files (.jpg .jpeg .png .webp .bmp,
+// case-insensitive), sorted within each folder. A path that does not exist is kept, so that it is reported.
+VTX_API bool is_image_file_name(const std::string& path);
+VTX_API std::vector<std::string> find_image_files(const std::vector<std::string>& args);
+
+// Batches over image files with per-image error reporting: loads `batch_size` images at a time and calls
+// fn(paths, images) for each batch of successfully loaded images. A file that fails to load, or a batch whose
+// fn throws vtx::Error (retried image by image, so that one odd image does not sink the others), is recorded
+// and skipped. progress(done, total), when given, is called after each batch.
+struct ImageFailure {
+  std::string path, error;
+};
+using ImageBatchFn = std::function<void(const std::vector<std::string>& paths, const std::vector<Image>& images)>;
+VTX_API std::vector<ImageFailure> for_each_image_batch(const std::vector<std::string>& paths, int batch_size,
+                                                       const ImageLoadOptions& opt, const ImageBatchFn& fn,
+                                                       const std::function<void(size_t, size_t)>& progress = {});
 
 }  // namespace vtx

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "vtx/export.hpp"
 #include "vtx/image.hpp"
 #include "vtx/tensor.hpp"
 
@@ -21,13 +22,13 @@ namespace vtx {
 enum class Resample : int { Nearest = 0, Lanczos = 1, Bilinear = 2, Bicubic = 3, Box = 4, Hamming = 5 };
 
 // PIL Image.resize((width, height), resample) of an RGB image (Pillow 9.4, reducing_gap=None).
-Image resize(const Image& img, int width, int height, Resample filter);
+VTX_API Image resize(const Image& img, int width, int height, Resample filter);
 
 // transformers image_transforms.center_crop on a uint8 image: top = (H - h) // 2, left = (W - w) // 2, pixels
 // outside the source are 0.
-Image center_crop(const Image& img, int height, int width);
+VTX_API Image center_crop(const Image& img, int height, int width);
 
-struct ProcessorConfig {
+struct VTX_API ProcessorConfig {
   std::string type = "ViTImageProcessor";  // ViTImageProcessor, DeiTImageProcessor, BitImageProcessor, DPTImageProcessor
   bool do_resize = true;
   int size_height = 224, size_width = 224;  // used when size_shortest_edge == 0
@@ -49,7 +50,7 @@ struct ProcessorConfig {
   static ProcessorConfig defaults_for(const std::string& type);
 };
 
-class ImageProcessor {
+class VTX_API ImageProcessor {
  public:
   ImageProcessor() = default;
   explicit ImageProcessor(ProcessorConfig cfg);

@@ -5,22 +5,29 @@
 #include <string>
 #include <vector>
 
+#include "vtx/export.hpp"
+
 namespace vtx {
 
 enum class DType : uint8_t { F32, F16, BF16, U8, I8, I32, I64, BOOL };
 
-size_t dtype_size(DType t);
-const char* dtype_name(DType t);  // safetensors spelling: "F32", "F16", "BF16", "U8", ...
+VTX_API size_t dtype_size(DType t);
+VTX_API const char* dtype_name(DType t);  // safetensors spelling: "F32", "F16", "BF16", "U8", ...
 
 // A dense, C-contiguous n-d array that owns (or shares) its storage.
 // Copying a Tensor shares the storage (like torch); use clone() for a deep copy.
-class Tensor {
+class VTX_API Tensor {
  public:
   Tensor() = default;
   Tensor(std::vector<int64_t> shape, DType dtype);  // zero-initialised
   static Tensor from_data(std::vector<int64_t> shape, const float* data);  // copies
   // Storage left uninitialised: for outputs that a kernel overwrites completely.
   static Tensor uninitialized(std::vector<int64_t> shape, DType dtype);
+  // Wraps memory owned elsewhere without copying: `owner` keeps it alive for as long as any Tensor sharing
+  // the storage exists (e.g. a numpy array's reference). `data` must hold numel * dtype_size bytes, C order.
+  static Tensor wrap(std::vector<int64_t> shape, DType dtype, void* data, std::shared_ptr<void> owner);
+  // The storage owner, for handing the memory to another runtime without a copy (keep it while using raw()).
+  std::shared_ptr<void> storage() const { return data_; }
 
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t dim(int i) const { return shape_.at(i < 0 ? i + static_cast<int>(shape_.size()) : i); }

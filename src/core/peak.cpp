@@ -9,6 +9,7 @@
 
 #include "core/cpu.hpp"
 #include "core/threadpool.hpp"
+#include "vtx/model.hpp"
 
 namespace vtx {
 namespace {
@@ -72,4 +73,8 @@ double measure_fma_peak_gflops(bool all_threads, FmaWidth width) {
   return best;
 }
 
+}  // namespace vtx
+
+namespace vtx {
+double fma_peak_gflops(bool all_threads) { return measure_fma_peak_gflops(all_threads, FmaWidth::Widest); }
 }  // namespace vtx

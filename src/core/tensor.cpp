@@ -50,6 +50,21 @@ Tensor Tensor::uninitialized(std::vector<int64_t> shape, DType dtype) {
   return t;
 }
 
+Tensor Tensor::wrap(std::vector<int64_t> shape, DType dtype, void* data, std::shared_ptr<void> owner) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  for (int64_t d : t.shape_)
+    if (d < 0) throw Error("tensor: negative dimension in shape " + t.shape_str());
+  if (!data && t.numel() != 0) throw Error("tensor: wrap of a null pointer with shape " + t.shape_str());
+  // Aliasing constructor: shares ownership with `owner`, points at `data`.
+  t.data_ = std::shared_ptr<std::byte[]>(std::move(owner), static_cast<std::byte*>(data));
+  if (!t.data_) {  // an empty tensor with no owner still needs non-null storage (empty() means "unset")
+    t.data_ = std::shared_ptr<std::byte[]>(new std::byte[1]());
+  }
+  return t;
+}
+
 Tensor Tensor::from_data(std::vector<int64_t> shape, const float* data) {
   Tensor t = uninitialized(std::move(shape), DType::F32);
   if (t.numel()) std::memcpy(t.raw(), data, t.nbytes());

@@ -1,4 +1,5 @@
 #include "core/threadpool.hpp"
+#include "vtx/model.hpp"
 
 #include <cstdlib>
 #include <exception>

@@ -10,9 +10,10 @@ namespace vtx::io {
 
 std::string npy_bytes(const Tensor& t) {
   if (t.dtype() != DType::F32) throw Error("npy: only float32 tensors are written");
+  // Python's tuple repr, as numpy writes it: (), (5,), (500, 333)
   std::string shape = "(";
-  for (int64_t d : t.shape()) shape += std::to_string(d) + ",";
-  if (t.ndim() > 1) shape.pop_back();
+  for (int i = 0; i < t.ndim(); ++i) shape += (i ? ", " : "") + std::to_string(t.dim(i));
+  if (t.ndim() == 1) shape += ",";
   shape += ")";
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
   const size_t pre = 10;  // magic (6) + version (2) + header length (2)

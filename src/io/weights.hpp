@@ -4,11 +4,14 @@
 // given, and throws vtx::Error naming the file and the key.
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "io/safetensors.hpp"
+#include "kernels/int4_params.hpp"
+#include "kernels/qgemm.hpp"
 #include "vtx/tensor.hpp"
 
 namespace vtx::io {
@@ -44,8 +47,9 @@ class WeightStore {
   // folder's quantization_config; read by models::Linear::load. dtype "" keeps the checkpoint's precision
   // (F16/BF16 stay half, everything else f32); "f32", "f16", "bf16", "int8", "int4" convert at load.
   struct LinearPrecision {
-    std::string dtype;
-    int64_t group_size = 128;  // int4 groups along K
+    std::optional<kernels::WType> dtype;  // nullopt: keep the checkpoint's (F16/BF16 stay half, the rest f32)
+    int64_t group_size = 128;             // int4 groups along K
+    kernels::Int4Method int4_method = kernels::Int4Method::Mse;  // when quantizing to int4 at load
   };
   void set_linear_precision(const LinearPrecision& p) { linear_precision_ = p; }
   const LinearPrecision& linear_precision() const { return linear_precision_; }

@@ -79,12 +79,9 @@ static std::string shape_str(const std::vector<int64_t>& s) {
 static kernels::WType wanted_wtype(const io::WeightStore& ws, const std::string& prefix, DType stored) {
   using kernels::WType;
   if (!is_quantizable_linear(prefix)) return WType::F32;
-  const std::string& want = ws.linear_precision().dtype;
-  if (want.empty()) return stored == DType::F16 ? WType::F16 : stored == DType::BF16 ? WType::BF16 : WType::F32;
-  WType t = WType::F32;
-  if (!kernels::parse_wtype(want, &t))
-    throw Error(ws.dir() + ": unknown load dtype \"" + want + "\" (f32, f16, bf16, int8, int4)");
-  return t;
+  const auto& want = ws.linear_precision().dtype;
+  if (!want) return stored == DType::F16 ? WType::F16 : stored == DType::BF16 ? WType::BF16 : WType::F32;
+  return *want;
 }
 
 bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
@@ -138,7 +135,7 @@ bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, in
     f32->assign(w.data<float>(), w.data<float>() + w.numel());
     return false;
   }
-  *q = kernels::quantize(w.data<float>(), out, in, t, ws.linear_precision().group_size);
+  *q = kernels::quantize(w.data<float>(), out, in, t, ws.linear_precision().group_size, ws.linear_precision().int4_method);
   return true;
 }
 

@@ -9,29 +9,9 @@
 #include "models/dinov2.hpp"
 #include "models/registry.hpp"
 #include "models/vision_transformer.hpp"
+#include "vtx/pipeline.hpp"
 
 namespace vtx::models {
-
-Tensor post_process_depth(const Tensor& predicted_depth, int64_t index, int64_t height, int64_t width) {
-  if (predicted_depth.ndim() != 3 || predicted_depth.dtype() != DType::F32)
-    throw Error("post_process_depth: predicted_depth must be F32 [B, H, W], got " + predicted_depth.shape_str());
-  if (index < 0 || index >= predicted_depth.dim(0))
-    throw Error("post_process_depth: image index " + std::to_string(index) + " out of range for batch " +
-                std::to_string(predicted_depth.dim(0)));
-  if (height <= 0 || width <= 0)
-    throw Error("post_process_depth: invalid target size " + std::to_string(height) + "x" + std::to_string(width));
-  const int64_t H = predicted_depth.dim(1), W = predicted_depth.dim(2);
-  if (H <= 0 || W <= 0) throw Error("post_process_depth: empty depth map");
-  Tensor out({height, width}, DType::F32);
-  kernels::Resize r;
-  r.C = 1;
-  r.H = H;
-  r.W = W;
-  r.OH = height;
-  r.OW = width;
-  kernels::bicubic(predicted_depth.data<float>() + index * H * W, out.data<float>(), r);
-  return out;
-}
 
 namespace {
 
@@ -116,7 +96,7 @@ class DepthModel final : public Model {
     if (arch.empty()) arch = type == "dpt" ? "DPTForDepthEstimation" : "DepthAnythingForDepthEstimation";
     if (arch != "DPTForDepthEstimation" && arch != "DepthAnythingForDepthEstimation")
       throw Error(cpath + ": unsupported architecture \"" + arch + "\" for model_type " + type);
-    info_ = common_info(c, ws, arch, "depth");
+    info_ = common_info(c, ws, arch, Task::DepthEstimation);
     info_.hidden_size = bcfg_.i("hidden_size", 0);
     info_.num_layers = bcfg_.i("num_hidden_layers", 0);
     info_.num_heads = bcfg_.i("num_attention_heads", 0);
@@ -124,6 +104,8 @@ class DepthModel final : public Model {
     info_.patch_size = patch_;
     info_.num_channels = bcfg_.i("num_channels", 3);
     if (dino_) info_.out_features = dino_->out_features();
+    info_.metric_depth = neck_cfg_.metric;
+    info_.max_depth = neck_cfg_.max_depth;
   }
 
   ModelOutput run_timed(Workspace& wsp, const Tensor& pv, const ForwardOptions& opt, DepthTiming* timing) const {
@@ -164,7 +146,7 @@ class DepthModel final : public Model {
 
  protected:
   ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
-    return run_timed(s.impl().ws, pv, opt, nullptr);
+    return run_timed(SessionAccess::workspace(s), pv, opt, nullptr);
   }
 
  private:
@@ -183,7 +165,7 @@ ModelOutput depth_forward_timed(Session& session, const Tensor& pixel_values, De
                                 const ForwardOptions& opt) {
   const auto* m = dynamic_cast<const DepthModel*>(&session.model());
   if (!m) throw Error("depth_forward_timed: not a depth model (" + session.model().info().model_type + ")");
-  return m->run_timed(session.impl().ws, pixel_values, opt, &timing);
+  return m->run_timed(SessionAccess::workspace(session), pixel_values, opt, &timing);
 }
 
 std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, std::unique_ptr<io::WeightStore> ws,

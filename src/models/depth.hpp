@@ -2,7 +2,7 @@
 // Depth estimation models (transformers 4.48.3):
 //   DepthAnythingForDepthEstimation  (model_type "depth_anything", Dinov2 backbone)
 //   DPTForDepthEstimation            (model_type "dpt": Dinov2 backbone via backbone_config, or DPT's own ViT)
-// and DPTImageProcessor.post_process_depth_estimation.
+// (post-processing: vtx::post_process_depth_estimation in include/vtx/pipeline.hpp).
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,11 +12,6 @@
 #include "vtx/model.hpp"
 
 namespace vtx::models {
-
-// post_process_depth_estimation(outputs, target_sizes=[(height, width)]) for image `index` of the batch:
-// torch bicubic (a = -0.75, align_corners=False, no antialias) resize of predicted_depth[index] ([B, H', W'])
-// to [height, width]. Throws vtx::Error on a bad index / shape / size.
-Tensor post_process_depth(const Tensor& predicted_depth, int64_t index, int64_t height, int64_t width);
 
 // Wall-clock split of the last forward pass of a depth model (milliseconds), for benchmarks.
 struct DepthTiming {

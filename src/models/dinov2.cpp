@@ -89,38 +89,39 @@ class Dinov2Model final : public Model {
     arch_ = architecture_of(c);
     const std::string cls = reg ? "Dinov2WithRegisters" : "Dinov2";
     if (arch_.empty()) arch_ = cls + "Model";
-    std::string task, prefix;
+    Task task = Task::Features;
+    std::string prefix;
     if (arch_ == cls + "Model") {
-      task = "features";
+      task = Task::Features;
       prefix = base_prefix(ws, base);
     } else if (arch_ == cls + "ForImageClassification") {
-      task = "classify";
+      task = Task::Classification;
       prefix = base_prefix(ws, base);
     } else if (arch_ == cls + "Backbone") {
-      task = "backbone";
+      task = Task::Backbone;
       prefix = "";
     } else {
       throw Error(c.path + ": unsupported architecture \"" + arch_ + "\" for model_type " + c.s("model_type", ""));
     }
     net_ = std::make_unique<Dinov2>(c, ws, prefix);
-    if (task == "classify") {
+    if (task == Task::Classification) {
       const int64_t D = net_->trunk().encoder().config().D;
       head_ = Linear::load(ws, "classifier", ws.shape("classifier.weight").at(0), 2 * D);
     }
     info_ = common_info(c, ws, arch_, task);
     describe_trunk(info_, net_->trunk());
-    if (task == "backbone") info_.out_features = net_->out_features();
+    if (task == Task::Backbone) info_.out_features = net_->out_features();
   }
 
  protected:
   ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
-    const bool backbone = info_.task == "backbone";
+    const bool backbone = info_.task == Task::Backbone;
     EncoderRun er;
     er.keep_hidden = opt.output_hidden_states || backbone;
     er.keep_attn = opt.output_attentions;
     ForwardOptions o = opt;
     o.interpolate_pos_encoding = true;  // DINOv2 always resizes its position embeddings
-    TrunkOutput t = net_->trunk().forward(pv, o, s.impl().ws, er, !backbone);
+    TrunkOutput t = net_->trunk().forward(pv, o, SessionAccess::workspace(s), er, !backbone);
     ModelOutput out;
     if (backbone) out.feature_maps = net_->feature_maps(t, er.hidden_states);
     if (opt.output_hidden_states) out.hidden_states = std::move(er.hidden_states);

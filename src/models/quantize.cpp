@@ -11,6 +11,7 @@
 #include "io/weights.hpp"
 #include "kernels/qgemm.hpp"
 #include "models/common.hpp"
+#include "models/registry.hpp"
 #include "vtx/model.hpp"
 
 namespace fs = std::filesystem;
@@ -23,11 +24,15 @@ static Tensor bytes_tensor(std::vector<int64_t> shape, DType dt, const void* src
   return t;
 }
 
-QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& out_dir, const std::string& to) {
+QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& out_dir, WeightType to_type,
+                                   const QuantizeOptions& opt) {
   using kernels::WType;
-  WType t;
-  if (!kernels::parse_wtype(to, &t) || t == WType::F32)
-    throw Error("quantize: target \"" + to + "\" is not one of int8, int4, f16, bf16");
+  if (to_type == WeightType::F32) throw Error("quantize: the target must be one of int8, int4, f16, bf16 (got f32)");
+  const WType t = models::to_wtype(to_type);
+  const std::string to = weight_type_name(to_type);
+  LoadOptions lo;
+  lo.int4_method = opt.int4_method;
+  const Int4Method method = models::int4_method_for_load(lo);
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder");
   std::error_code ec;
   if (fs::exists(out_dir) && fs::equivalent(dir, out_dir, ec))
@@ -63,7 +68,7 @@ QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& ou
     for (const char* sfx : {".weight_scale", ".weight_zero_point"})
       if (ws->has(prefix + sfx)) throw Error(ws->file_of(prefix + sfx) + ": the checkpoint already has a tensor '" + prefix + sfx + "'");
     Tensor w = ws->f32(key, shape);
-    const kernels::QuantData q = kernels::quantize(w.data<float>(), N, K, t, kernels::kInt4Group);
+    const kernels::QuantData q = kernels::quantize(w.data<float>(), N, K, t, kernels::kInt4Group, models::to_kernel_int4(method));
     switch (t) {
       case WType::F16: out.emplace_back(key, bytes_tensor({N, K}, DType::F16, q.half.data())); break;
       case WType::BF16: out.emplace_back(key, bytes_tensor({N, K}, DType::BF16, q.half.data())); break;
@@ -89,7 +94,7 @@ QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& ou
   } else if (t == WType::Int4) {
     qc["weight_scheme"] = "asymmetric_groupwise_uint4_float_zero_point";
     qc["group_size"] = kernels::kInt4Group;
-    qc["int4_method"] = kernels::int4_method_name(kernels::int4_default_method());  // how s, z were chosen
+    qc["int4_method"] = int4_method_name(method);  // how s, z were chosen
     qc["activations"] = "f32";
   } else {
     qc["activations"] = "f32";

@@ -2,7 +2,9 @@
 #include "models/registry.hpp"
 
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 
 #include "core/threadpool.hpp"
 
@@ -12,10 +14,57 @@ namespace vtx {
 
 Model::~Model() = default;
 
+const char* version_string() { return VTX_VERSION_STRING; }
+
+const char* task_name(Task t) {
+  switch (t) {
+    case Task::Features: return "features";
+    case Task::Classification: return "classification";
+    case Task::Backbone: return "backbone";
+    case Task::MaskedImageModeling: return "mim";
+    case Task::DepthEstimation: return "depth";
+    case Task::SemanticSegmentation: return "segmentation";
+  }
+  return "?";
+}
+
+const char* pipeline_task_name(Task t) {
+  switch (t) {
+    case Task::Features: return "image-feature-extraction";
+    case Task::Classification: return "image-classification";
+    case Task::DepthEstimation: return "depth-estimation";
+    case Task::SemanticSegmentation: return "image-segmentation";
+    case Task::Backbone: case Task::MaskedImageModeling: return "";
+  }
+  return "";
+}
+
+const char* weight_type_name(WeightType t) {
+  switch (t) {
+    case WeightType::F32: return "f32";
+    case WeightType::F16: return "f16";
+    case WeightType::BF16: return "bf16";
+    case WeightType::Int8: return "int8";
+    case WeightType::Int4: return "int4";
+  }
+  return "?";
+}
+
+WeightType parse_weight_type(const std::string& s) {
+  for (WeightType t : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Int8, WeightType::Int4})
+    if (s == weight_type_name(t)) return t;
+  throw Error("weight type \"" + s + "\" is not one of f32, f16, bf16, int8, int4");
+}
+
+const char* int4_method_name(Int4Method m) { return m == Int4Method::MinMax ? "minmax" : "mse"; }
+
+Int4Method parse_int4_method(const std::string& s) {
+  if (s == "mse") return Int4Method::Mse;
+  if (s == "minmax") return Int4Method::MinMax;
+  throw Error("int4 method \"" + s + "\" is not one of mse, minmax");
+}
+
 std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& opt) {
-  kernels::WType want = kernels::WType::F32;
-  if (!opt.dtype.empty() && !kernels::parse_wtype(opt.dtype, &want))
-    throw Error(dir + ": unknown load dtype \"" + opt.dtype + "\" (f32, f16, bf16, int8, int4)");
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder");
   const std::string cpath = (fs::path(dir) / "config.json").string();
   std::ifstream f(cpath);
@@ -34,12 +83,15 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
   if (std::find(known.begin(), known.end(), type) == known.end())
     throw Error(cpath + ": unknown model_type \"" + type + "\" (supported: vit, deit, dinov2, dinov2_with_registers, dpt, depth_anything)");
   auto ws = io::WeightStore::open(dir);
-  const std::string quant = models::setup_linear_precision(c, *ws, opt);
+  const models::LinearPrecisionInfo prec = models::setup_linear_precision(c, *ws, opt);
   std::shared_ptr<Model> m;
   if (type == "vit" || type == "deit") m = models::make_vit(c, std::move(ws));
   else if (type == "dinov2" || type == "dinov2_with_registers") m = models::make_dinov2(c, std::move(ws));
   else m = models::make_depth_model(c.j, std::move(ws), dir);
-  m->info_.quantization = quant;
+  m->info_.weights = prec.weights;
+  m->info_.mixed_precision = prec.mixed;
+  m->info_.int4_method = prec.int4_method;
+  m->info_.source_dir = dir;
   return m;
 }
 
@@ -96,27 +148,83 @@ std::string base_prefix(const io::WeightStore& ws, const std::string& base, cons
   return "";
 }
 
-std::string setup_linear_precision(const Config& c, io::WeightStore& ws, const LoadOptions& opt) {
+kernels::WType to_wtype(WeightType t) {
+  switch (t) {
+    case WeightType::F32: return kernels::WType::F32;
+    case WeightType::F16: return kernels::WType::F16;
+    case WeightType::BF16: return kernels::WType::BF16;
+    case WeightType::Int8: return kernels::WType::Int8;
+    case WeightType::Int4: return kernels::WType::Int4;
+  }
+  return kernels::WType::F32;
+}
+
+WeightType from_wtype(kernels::WType t) {
+  switch (t) {
+    case kernels::WType::F32: return WeightType::F32;
+    case kernels::WType::F16: return WeightType::F16;
+    case kernels::WType::BF16: return WeightType::BF16;
+    case kernels::WType::Int8: return WeightType::Int8;
+    case kernels::WType::Int4: return WeightType::Int4;
+  }
+  return WeightType::F32;
+}
+
+kernels::Int4Method to_kernel_int4(Int4Method m) {
+  return m == Int4Method::MinMax ? kernels::Int4Method::MinMax : kernels::Int4Method::Mse;
+}
+
+// LoadOptions::int4_method, else VTX_INT4_METHOD, else Mse.
+Int4Method int4_method_for_load(const LoadOptions& opt) {
+  if (opt.int4_method) return *opt.int4_method;
+  const char* e = std::getenv("VTX_INT4_METHOD");
+  if (e && *e) {
+    try {
+      return parse_int4_method(e);
+    } catch (const Error&) {
+      throw Error(std::string("environment variable VTX_INT4_METHOD=\"") + e + "\" is not one of mse, minmax");
+    }
+  }
+  return Int4Method::Mse;
+}
+
+LinearPrecisionInfo setup_linear_precision(const Config& c, io::WeightStore& ws, const LoadOptions& opt) {
   io::WeightStore::LinearPrecision prec;
-  prec.dtype = opt.dtype;
+  if (opt.dtype) prec.dtype = to_wtype(*opt.dtype);
+  LinearPrecisionInfo info;
+  info.int4_method = int4_method_for_load(opt);
+  prec.int4_method = to_kernel_int4(info.int4_method);
   // A folder written by `vtx quantize` (docs/quantization.md): config.json "quantization_config".
-  std::string stored;  // "int8" / "int4": the encoder linears are stored quantized
+  std::optional<WeightType> stored;  // Int8 / Int4: the encoder linears are stored quantized
   if (c.has("quantization_config")) {
     const Config q = c.sub("quantization_config");
     if (q.s("quant_method", "") != "vtx")
       throw Error(c.path + ": quantization_config.quant_method \"" + q.s("quant_method", "") +
                   "\" is not supported (vtx loads its own \"vtx\" format, see `vtx quantize`)");
     const std::string w = q.s("weights", "");
-    kernels::WType t;
-    if (!kernels::parse_wtype(w, &t) || t == kernels::WType::F32)
+    WeightType t = WeightType::F32;
+    try {
+      t = parse_weight_type(w);
+    } catch (const Error&) {
+    }
+    if (t == WeightType::F32)
       throw Error(c.path + ": quantization_config.weights \"" + w + "\" is not one of f16, bf16, int8, int4");
     prec.group_size = q.i("group_size", kernels::kInt4Group);
     if (prec.group_size <= 0) throw Error(c.path + ": quantization_config.group_size must be positive");
-    if (t == kernels::WType::Int8 || t == kernels::WType::Int4) stored = w;
+    if (t == WeightType::Int8 || t == WeightType::Int4) stored = t;
+    if (t == WeightType::Int4) {
+      // Folders without the key predate the choice and used torchao's min/max.
+      const std::string m = q.s("int4_method", "minmax");
+      try {
+        info.int4_method = parse_int4_method(m);
+      } catch (const Error&) {
+        throw Error(c.path + ": quantization_config.int4_method \"" + m + "\" is not one of mse, minmax");
+      }
+    }
     if (q.has("modules")) {
       if (!q.j["modules"].is_array()) throw Error(c.path + ": quantization_config.modules is not an array");
-      const DType dt = t == kernels::WType::Int8 ? DType::I8 : t == kernels::WType::Int4 ? DType::U8
-                       : t == kernels::WType::F16 ? DType::F16 : DType::BF16;
+      const DType dt = t == WeightType::Int8 ? DType::I8 : t == WeightType::Int4 ? DType::U8
+                       : t == WeightType::F16 ? DType::F16 : DType::BF16;
       for (const auto& mod : q.j["modules"]) {
         if (!mod.is_string()) throw Error(c.path + ": quantization_config.modules holds a non-string");
         const std::string key = mod.get<std::string>() + ".weight";
@@ -126,24 +234,28 @@ std::string setup_linear_precision(const Config& c, io::WeightStore& ws, const L
                       c.path + " says " + w + " (" + dtype_name(dt) + ")");
       }
     }
-    if (!stored.empty() && !opt.dtype.empty() && opt.dtype != stored)
-      throw Error(ws.dir() + ": the checkpoint is quantized to " + stored + "; it cannot be loaded as " + opt.dtype);
-    if (prec.dtype.empty()) prec.dtype = stored.empty() ? "" : stored;
+    if (stored && opt.dtype && *opt.dtype != *stored)
+      throw Error(ws.dir() + ": the checkpoint is quantized to " + weight_type_name(*stored) +
+                  "; it cannot be loaded as " + weight_type_name(*opt.dtype));
+    if (!prec.dtype && stored) prec.dtype = to_wtype(*stored);
   }
   ws.set_linear_precision(prec);
-  if (!prec.dtype.empty()) return prec.dtype == "f32" ? "" : prec.dtype;
+  if (prec.dtype) {
+    info.weights = from_wtype(*prec.dtype);
+    return info;
+  }
   // Default: F16/BF16 encoder linears are kept in their precision.
   std::map<DType, int64_t> n;
   for (const auto& k : ws.keys())
     if (k.size() > 7 && k.compare(k.size() - 7, 7, ".weight") == 0 && is_quantizable_linear(k.substr(0, k.size() - 7)))
       ++n[ws.dtype(k)];
-  if (n.size() == 1 && n.begin()->first == DType::F16) return "f16";
-  if (n.size() == 1 && n.begin()->first == DType::BF16) return "bf16";
-  if (n.count(DType::F16) || n.count(DType::BF16)) return "mixed (f16/bf16 kept per layer)";
-  return "";
+  if (n.size() == 1 && n.begin()->first == DType::F16) info.weights = WeightType::F16;
+  else if (n.size() == 1 && n.begin()->first == DType::BF16) info.weights = WeightType::BF16;
+  else if (n.count(DType::F16) || n.count(DType::BF16)) info.mixed = true;
+  return info;
 }
 
-ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::string& architecture, const std::string& task) {
+ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::string& architecture, Task task) {
   ModelInfo m;
   m.model_type = c.s("model_type", "");
   m.architecture = architecture;
@@ -159,7 +271,7 @@ ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::str
   m.num_register_tokens = b.i("num_register_tokens", 0);
   m.num_parameters = ws.num_parameters();
   m.dtype_counts = ws.dtype_counts();
-  if (task == "classify" && c.j.contains("id2label") && c.j["id2label"].is_object()) {
+  if (task == Task::Classification && c.j.contains("id2label") && c.j["id2label"].is_object()) {
     const auto& l = c.j["id2label"];
     m.id2label.resize(l.size());
     for (auto it = l.begin(); it != l.end(); ++it) {

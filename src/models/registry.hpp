@@ -11,19 +11,35 @@ namespace vtx {
 struct Session::Impl {
   models::Workspace ws;
 };
+// The library's door into a Session's private state (the public header only declares it).
+struct SessionAccess {
+  static models::Workspace& workspace(Session& s) { return s.impl_->ws; }
+};
 }  // namespace vtx
 
 namespace vtx::models {
 
 // The part of ModelInfo every architecture fills the same way (type, class, sizes, labels, parameters, dtypes).
-ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::string& architecture, const std::string& task);
+ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::string& architecture, Task task);
 std::string architecture_of(const Config& c);  // architectures[0], or "" when absent
 // "" or "<base>." depending on whether the checkpoint keys carry the base-model prefix (HF loads both ways).
 std::string base_prefix(const io::WeightStore& ws, const std::string& base, const std::string& probe = "embeddings.cls_token");
 
 // Reads quantization_config / LoadOptions::dtype, validates them and tells the WeightStore what precision the
-// encoder linears get (read by Linear::load). Returns the ModelInfo::quantization text ("" = f32).
-std::string setup_linear_precision(const Config& c, io::WeightStore& ws, const LoadOptions& opt);
+// encoder linears get (read by Linear::load). Returns what ModelInfo reports (weights, mixed, int4 method).
+struct LinearPrecisionInfo {
+  WeightType weights = WeightType::F32;
+  bool mixed = false;
+  Int4Method int4_method = Int4Method::Mse;
+};
+LinearPrecisionInfo setup_linear_precision(const Config& c, io::WeightStore& ws, const LoadOptions& opt);
+
+// Conversions between the public enums and the kernels' own.
+kernels::WType to_wtype(WeightType t);
+WeightType from_wtype(kernels::WType t);
+kernels::Int4Method to_kernel_int4(Int4Method m);
+// LoadOptions::int4_method, else the environment variable VTX_INT4_METHOD (a bad value is a vtx::Error), else Mse.
+Int4Method int4_method_for_load(const LoadOptions& opt);
 
 double forward_flops_impl(const ModelInfo& m, int64_t H, int64_t W);
 

@@ -37,7 +37,7 @@ double forward_flops_impl(const ModelInfo& m, int64_t H, int64_t W) {
   const double F = static_cast<double>(m.mlp_hidden_size);
   const double mlp = m.swiglu ? T * D * 2 * F + T * F * D : 2 * T * D * F;
   const double layer = 4 * T * D * D + 2 * T * T * D + mlp;
-  const double head = m.task == "classify" ? D * static_cast<double>(m.id2label.size()) : 0;
+  const double head = m.task == Task::Classification ? D * static_cast<double>(m.id2label.size()) : 0;
   return 2 * (n * D * static_cast<double>(m.num_channels) * p * p + static_cast<double>(m.num_layers) * layer + head);
 }
 

@@ -15,9 +15,9 @@ class VitModel final : public Model {
     arch_ = architecture_of(c);
     if (arch_.empty()) arch_ = deit ? "DeiTModel" : "ViTModel";
     const std::string base = deit ? "deit" : "vit";
-    std::string task = "features";
-    if (arch_.find("ForImageClassification") != std::string::npos) task = "classify";
-    else if (arch_.find("ForMaskedImageModeling") != std::string::npos) task = "mim";
+    Task task = Task::Features;
+    if (arch_.find("ForImageClassification") != std::string::npos) task = Task::Classification;
+    else if (arch_.find("ForMaskedImageModeling") != std::string::npos) task = Task::MaskedImageModeling;
     else if (arch_ != "ViTModel" && arch_ != "DeiTModel")
       throw Error(c.path + ": unsupported architecture \"" + arch_ + "\" for model_type " + c.s("model_type", ""));
     const std::string prefix = base_prefix(ws, base);
@@ -31,7 +31,7 @@ class VitModel final : public Model {
     trunk_ = std::make_unique<VisionTransformer>(ws, prefix, emb, ec, LayerKeys::vit(), "layernorm");
     const int64_t D = ec.D;
     if (ws.has(prefix + "pooler.dense.weight")) pooler_ = Linear::load(ws, prefix + "pooler.dense", D, D);
-    if (task == "classify") {
+    if (task == Task::Classification) {
       if (arch_ == "DeiTForImageClassificationWithTeacher") {
         cls_head_ = Linear::load(ws, "cls_classifier", ws.shape("cls_classifier.weight").at(0), D);
         dist_head_ = Linear::load(ws, "distillation_classifier", ws.shape("distillation_classifier.weight").at(0), D);
@@ -39,7 +39,7 @@ class VitModel final : public Model {
         head_ = Linear::load(ws, "classifier", ws.shape("classifier.weight").at(0), D);
       }
     }
-    if (task == "mim") {
+    if (task == Task::MaskedImageModeling) {
       stride_ = c.i("encoder_stride", emb.patch);
       const int64_t out = stride_ * stride_ * emb.C;
       Tensor w = ws.f32("decoder.0.weight", {out, D, 1, 1});
@@ -55,7 +55,7 @@ class VitModel final : public Model {
 
  protected:
   ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
-    Workspace& wsp = s.impl().ws;
+    Workspace& wsp = SessionAccess::workspace(s);
     EncoderRun er;
     er.keep_hidden = opt.output_hidden_states;
     er.keep_attn = opt.output_attentions;

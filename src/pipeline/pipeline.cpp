@@ -26,10 +26,22 @@ Pipeline::Pipeline(std::shared_ptr<const Model> model, ImageProcessor proc)
 Tensor Pipeline::preprocess(const std::vector<Image>& images) const { return proc_.preprocess(images); }
 
 ModelOutput Pipeline::forward(const std::vector<Image>& images, const ForwardOptions& opt) {
-  ForwardOptions o = opt;
-  // Pipelines feed the processor's size; ViT-style models need interpolation when it differs from image_size.
-  o.interpolate_pos_encoding = true;
-  return session_->forward(preprocess(images), o);
+  // transformers' image-classification / image-feature-extraction / depth-estimation pipelines call the model
+  // with the processor's pixel_values and nothing else: no interpolate_pos_encoding. The processor resizes to
+  // the size the checkpoint expects; a ViT whose processor disagrees with config.image_size fails there as it
+  // does here, and DINOv2-family and DPT models always interpolate their position embeddings.
+  return session_->forward(preprocess(images), opt);
+}
+
+std::vector<Tensor> Pipeline::depth(const std::vector<Image>& images) {
+  if (model_->info().task != Task::DepthEstimation)
+    throw Error("depth: " + model_->info().architecture + " is not a depth-estimation model");
+  const ModelOutput out = forward(images);
+  std::vector<Tensor> r;
+  for (size_t i = 0; i < images.size(); ++i)
+    r.push_back(post_process_depth_estimation(out.predicted_depth, static_cast<int64_t>(i), images[i].height,
+                                              images[i].width));
+  return r;
 }
 
 std::vector<std::vector<Prediction>> top_k_predictions(const Tensor& logits, const std::vector<std::string>& id2label,
@@ -63,7 +75,7 @@ std::vector<std::vector<Prediction>> top_k_predictions(const Tensor& logits, con
 }
 
 std::vector<std::vector<Prediction>> Pipeline::classify(const std::vector<Image>& images, int top_k) {
-  if (model_->info().task != "classify")
+  if (model_->info().task != Task::Classification)
     throw Error("classify: " + model_->info().architecture + " has no classification head");
   return top_k_predictions(forward(images).logits, model_->info().id2label, top_k);
 }
