@@ -209,3 +209,35 @@ TEST(DepthCli, FolderInputAndErrors) {
   EXPECT_NE(log.find("broken.jpg"), std::string::npos) << log;
   EXPECT_EQ(run(c.model_dir() + " --out " + out_dir, &log), 2);  // no image
 }
+
+// The same folder walk and batch iterator as classify / embed: folders are walked recursively, a bad image is
+// reported and skipped with exit code 3 while the others are written, an empty folder is an error, and an
+// output that would overwrite an input image is refused before anything runs.
+TEST(DepthCli, RecursiveWalkSkipsBadImagesAndProtectsInputs) {
+  test::GoldenCase c = test::load_case("depth-anything");
+  const std::string root = test::temp_dir() + "/walk", in_dir = root + "/in", out_dir = root + "/out";
+  fs::create_directories(in_dir + "/sub/deeper");
+  fs::copy_file(image_of(c), in_dir + "/sub/deeper/good.jpeg", fs::copy_options::overwrite_existing);
+  fs::copy_file(test::shared_dir() + "/images/misc/tiny_7x5_from_apple.png", in_dir + "/tiny.png",
+                fs::copy_options::overwrite_existing);
+  { std::ofstream(in_dir + "/sub/corrupt.jpg") << "\xff\xd8\xff not a jpeg"; }
+  std::string log;
+  EXPECT_EQ(run(c.model_dir() + " " + in_dir + " --out " + out_dir + " --batch 2", &log), 3) << log;
+  EXPECT_NE(log.find("corrupt.jpg"), std::string::npos) << log;
+  EXPECT_NE(log.find("1 of 3 images failed"), std::string::npos) << log;
+  EXPECT_TRUE(fs::exists(out_dir + "/good.npy")) << log;
+  EXPECT_TRUE(fs::exists(out_dir + "/tiny.png")) << log;
+  EXPECT_FALSE(fs::exists(out_dir + "/corrupt.png"));
+
+  // Only bad images: exit 1. No images at all: an error naming the folder.
+  EXPECT_EQ(run(c.model_dir() + " " + in_dir + "/sub/corrupt.jpg --out " + out_dir, &log), 1) << log;
+  fs::create_directories(root + "/empty");
+  EXPECT_NE(run(c.model_dir() + " " + root + "/empty --out " + out_dir, &log), 0);
+  EXPECT_NE(log.find("no images found"), std::string::npos) << log;
+
+  // --out pointing at the input folder would replace tiny.png with its depth picture: refused, input intact.
+  const auto before = fs::file_size(in_dir + "/tiny.png");
+  EXPECT_NE(run(c.model_dir() + " " + in_dir + "/tiny.png --out " + in_dir, &log), 0);
+  EXPECT_NE(log.find("overwrite an input"), std::string::npos) << log;
+  EXPECT_EQ(fs::file_size(in_dir + "/tiny.png"), before);
+}
