@@ -2,6 +2,7 @@
 # Installs vtx's build and test dependencies on Debian 12 (apt-get; sudo when not root). Idempotent.
 set -euo pipefail
 PKGS="g++ cmake ninja-build pkg-config nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgtest-dev libgmock-dev libbenchmark-dev"
+PKGS="$PKGS pybind11-dev python3-dev python3-numpy python3-pil python3-pytest python3-dask python3-distributed python3-setuptools python3-wheel python3-pip python3-venv"  # Python module (tools/python)
 missing=()
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
