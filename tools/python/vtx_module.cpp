@@ -32,6 +32,10 @@
 #include <vtx/pipeline.hpp>
 #include <vtx/processor.hpp>
 #include <vtx/tensor.hpp>
+#if __has_include(<vtx/hub.hpp>)
+#include <vtx/hub.hpp>
+#define VTX_PY_HUB 1
+#endif
 
 namespace py = pybind11;
 
@@ -428,6 +432,21 @@ py::array resize_depth(py::handle depth, int64_t index, int64_t height, int64_t 
   return to_numpy(out);
 }
 
+#ifdef VTX_PY_HUB
+// from_pretrained's revision / cache_dir / local_files_only: a folder is itself, a hub id its cached (or
+// downloaded) snapshot folder (vtx/hub.hpp).
+std::string resolve_model_py(const std::string& id, const std::string& revision, const std::string& cache_dir,
+                             bool offline) {
+  vtx::HubOptions o;
+  o.revision = revision;
+  o.cache_dir = cache_dir;
+  o.offline = offline;
+  o.progress = false;
+  py::gil_scoped_release nogil;
+  return file_errors([&] { return vtx::resolve_model(id, o).dir; });
+}
+#endif
+
 py::array load_image_py(py::object path, bool exif_transpose) {
   const std::string p = py::str(py::module_::import("os").attr("fsdecode")(path)).cast<std::string>();
   vtx::Image img;
@@ -529,6 +548,10 @@ PYBIND11_MODULE(_vtx, m) {
 
   m.def("resize_predicted_depth", &resize_depth, py::arg("predicted_depth"), py::arg("index"), py::arg("height"),
         py::arg("width"));
+#ifdef VTX_PY_HUB
+  m.def("resolve_model", &resolve_model_py, py::arg("id"), py::arg("revision") = "", py::arg("cache_dir") = "",
+        py::arg("offline") = false);
+#endif
   m.def("load_image", &load_image_py, py::arg("path"), py::arg("exif_transpose") = true);
   m.def("set_num_threads", [](int n) {
     if (n < 0) throw InputErr("set_num_threads: n must be >= 0 (0 = VTX_NUM_THREADS or all cores)");

@@ -84,6 +84,9 @@ def cli():
     return cli_path()
 
 
+# Loopback only: hub ids never reach the network in tests.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 # Dask workers are separate processes: they find the package through PYTHONPATH.
 _pkg = os.path.dirname(os.path.dirname(__import__("vtx").__file__))
 if _pkg not in os.environ.get("PYTHONPATH", "").split(os.pathsep):

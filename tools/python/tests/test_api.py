@@ -56,8 +56,8 @@ def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(vtx.FileError) as e:
         vtx.AutoModel.from_pretrained(missing)
     assert isinstance(e.value, OSError) and missing in str(e.value)
-    with pytest.raises(OSError, match="not in the Hugging Face cache"):
-        vtx.AutoModel.from_pretrained("no-org/no-model", cache_dir=str(tmp_path))
+    with pytest.raises(vtx.FileError, match="no-org/no-model"):
+        vtx.AutoModel.from_pretrained("no-org/no-model", cache_dir=str(tmp_path), local_files_only=True)
     # corrupt safetensors: truncated file, then garbage header
     d = tmp_path / "corrupt"
     shutil.copytree(model_dir("vit-cls"), d)
@@ -85,6 +85,29 @@ def test_missing_and_corrupt_files(tmp_path):
         proc(str(bad))
     with pytest.raises(vtx.FileError, match="preprocessor_config.json"):
         vtx.AutoImageProcessor.from_pretrained(str(tmp_path))
+
+
+def test_hub_cache_lookup(tmp_path):
+    """A hub id is found in a Hugging Face cache folder (layout of huggingface_hub), by branch and by commit."""
+    cache = tmp_path / "hub"
+    repo = cache / "models--some-org--tiny-vit"
+    commits = {"main": "a" * 40, "v1": "b" * 40}
+    for ref, commit in commits.items():
+        snap = repo / "snapshots" / commit
+        snap.mkdir(parents=True)
+        for f in ("config.json", "model.safetensors", "preprocessor_config.json"):
+            shutil.copyfile(os.path.join(model_dir("vit-cls"), f), snap / f)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+    m = vtx.AutoModelForImageClassification.from_pretrained("some-org/tiny-vit", cache_dir=str(cache),
+                                                            local_files_only=True)
+    assert os.path.realpath(m.info.source_dir).endswith("a" * 40)
+    m1 = vtx.AutoModel.from_pretrained("some-org/tiny-vit", revision="v1", cache_dir=str(cache), local_files_only=True)
+    assert os.path.realpath(m1.info.source_dir).endswith("b" * 40)
+    p = vtx.AutoImageProcessor.from_pretrained("some-org/tiny-vit", cache_dir=str(cache), local_files_only=True)
+    assert p.config["image_processor_type"] == "ViTImageProcessor"
+    with pytest.raises(vtx.FileError, match="some-org/tiny-vit"):
+        vtx.AutoModel.from_pretrained("some-org/tiny-vit", revision="v2", cache_dir=str(cache), local_files_only=True)
 
 
 def test_bad_inputs(vit_cls):

@@ -1,9 +1,10 @@
-"""Resolving ``from_pretrained`` names: local folders, or snapshots already in the Hugging Face cache.
+"""Resolving ``from_pretrained`` names: local folders, or hub ids.
 
-vtx has no network access to the hub here; a hub id is looked up in the local Hugging Face cache
-(``cache_dir``, else ``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``) exactly as
-``transformers`` does with ``local_files_only=True``: ``models--<org>--<name>/refs/<revision>`` names the
-snapshot folder ``snapshots/<commit>``.
+With a vtx library that has hub support (vtx/hub.hpp), a hub id "org/name" is resolved by it: the Hugging Face
+cache first, a download when allowed (``local_files_only=False`` and not HF_HUB_OFFLINE), ``revision`` and
+``cache_dir`` as in transformers. Without it, the id is looked up in the local Hugging Face cache only
+(``cache_dir``, else ``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``), as transformers does with
+``local_files_only=True``: ``models--<org>--<name>/refs/<revision>`` names the snapshot ``snapshots/<commit>``.
 """
 import os
 import re
@@ -29,6 +30,10 @@ def resolve(name_or_path, revision: Optional[str] = None, cache_dir: Optional[st
         path = os.fsdecode(path)
     if os.path.isdir(path):
         return path
+    from . import _vtx
+    if hasattr(_vtx, "resolve_model") and not os.path.exists(path) and re.fullmatch(r"[\w.\-]+/[\w.\-]+(@[\w.\-/]+)?", path):
+        return _vtx.resolve_model(path, revision or "", os.fspath(cache_dir) if cache_dir is not None else "",
+                                  bool(local_files_only))
     if os.path.exists(path):
         raise FileError(f"{path}: not a model folder (expected a directory with config.json)")
     if not re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", path) or path.startswith((".", "/")):
