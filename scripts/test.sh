@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/deps.sh"
 if [ "${1:-}" = "--asan" ]; then
   BUILD="$ROOT/build-asan"
-  bash "$ROOT/scripts/build.sh" "$BUILD" -DVTX_SANITIZE=ON -DVTX_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVTX_PYTHON=ON
+  bash "$ROOT/scripts/build.sh" "$BUILD" -DVTX_SANITIZE=ON -DVTX_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 else
   BUILD="$ROOT/build"
