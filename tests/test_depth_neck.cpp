@@ -53,7 +53,7 @@ TEST_P(DepthNeckGolden, NeckAndHeadMatchReference) {
   const nlohmann::json cfgj = test::read_json(c.model_dir() + "/config.json");
   auto ws = io::WeightStore::open(c.model_dir());
   DepthNeckConfig cfg = DepthNeckConfig::from_json(cfgj, c.model_dir() + "/config.json");
-  DepthNeckHead nh(cfg, *ws);
+  DepthNeckHead nh(cfg, models::Loader(*ws, {}));
 
   const Tensor& pv = c.tensors.at("pixel_values");
   const int64_t p = patch_size_of(cfgj), ph = pv.dim(2) / p, pw = pv.dim(3) / p;
@@ -104,7 +104,7 @@ TEST(DepthNeck, MissingKeyNamesFileAndKey) {
   auto ws = io::WeightStore::open(dir);
   DepthNeckConfig cfg = DepthNeckConfig::from_json(test::read_json(dir + "/config.json"), dir + "/config.json");
   try {
-    DepthNeckHead nh(cfg, *ws);
+    DepthNeckHead nh(cfg, models::Loader(*ws, {}));
     ADD_FAILURE() << "no error for a missing key";
   } catch (const Error& e) {
     const std::string m = e.what();
@@ -118,7 +118,7 @@ TEST(DepthNeck, WrongShapesAndConfigsThrow) {
   nlohmann::json cfgj = test::read_json(c.model_dir() + "/config.json");
   auto ws = io::WeightStore::open(c.model_dir());
   DepthNeckConfig cfg = DepthNeckConfig::from_json(cfgj, "config.json");
-  DepthNeckHead nh(cfg, *ws);
+  DepthNeckHead nh(cfg, models::Loader(*ws, {}));
   std::vector<Tensor> hidden;
   for (int i = 0; i < 4; ++i) hidden.push_back(c.tensors.at("feature_maps." + std::to_string(i)));
   // 12x19 grid is right; a wrong grid, a wrong number of maps, or a wrong channel count must throw.
@@ -128,7 +128,7 @@ TEST(DepthNeck, WrongShapesAndConfigsThrow) {
   // A checkpoint whose shapes disagree with the config.
   nlohmann::json bad = cfgj;
   bad["fusion_hidden_size"] = 24;
-  EXPECT_THROW(DepthNeckHead(DepthNeckConfig::from_json(bad, "config.json"), *ws), Error);
+  EXPECT_THROW(DepthNeckHead(DepthNeckConfig::from_json(bad, "config.json"), models::Loader(*ws, {})), Error);
   bad = cfgj;
   bad["reassemble_factors"] = {4, 2, 1};
   EXPECT_THROW(DepthNeckConfig::from_json(bad, "config.json"), Error);
@@ -158,7 +158,7 @@ TEST(DepthNeck, DptReadoutVariantsDiffer) {
   auto run = [&](const char* ro) {
     nlohmann::json j = cfgj;
     j["readout_type"] = ro;
-    DepthNeckHead nh(DepthNeckConfig::from_json(j, "config.json"), *ws);
+    DepthNeckHead nh(DepthNeckConfig::from_json(j, "config.json"), models::Loader(*ws, {}));
     return nh.forward(hidden, 6, 6).reassemble.at(1);
   };
   Tensor ign = run("ignore"), add = run("add"), proj = run("project");
@@ -193,7 +193,7 @@ TEST(DepthNeck, BatchNormInFusionResidual) {
     std::vector<std::pair<std::string, Tensor>> v(tensors.begin(), tensors.end());
     io::save_safetensors(dir + "/model.safetensors", v);
     auto ws = io::WeightStore::open(dir);
-    return DepthNeckHead(DepthNeckConfig::from_json(j, dir), *ws);
+    return DepthNeckHead(DepthNeckConfig::from_json(j, dir), models::Loader(*ws, {}));
   };
   auto with_bn = [&](float gamma, float beta) {
     std::map<std::string, Tensor> t = all;

@@ -110,7 +110,7 @@ TEST(PatchEmbedding, MatchesDirectConvolution) {
     const int64_t gh = cs.H / cs.p, gw = cs.W / cs.p;
     std::vector<float> got(static_cast<size_t>(cs.B * gh * gw * cs.D));
     models::Workspace wsp;
-    pe(x.data(), cs.B, cs.H, cs.W, got.data(), wsp, 0);
+    pe(x.data(), cs.B, cs.H, cs.W, got.data(), wsp, "test.im2col");
     for (int64_t b = 0; b < cs.B; ++b)
       for (int64_t y = 0; y < gh; ++y)
         for (int64_t xx = 0; xx < gw; ++xx)

@@ -4,14 +4,11 @@
 // given, and throws vtx::Error naming the file and the key.
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "io/safetensors.hpp"
-#include "kernels/int4_params.hpp"
-#include "kernels/qgemm.hpp"
 #include "vtx/tensor.hpp"
 
 namespace vtx::io {
@@ -43,17 +40,6 @@ class WeightStore {
   DType dtype(const std::string& key) const;     // as stored; throws (naming file and key) when missing
   Tensor raw(const std::string& key) const;       // a copy as stored (any dtype)
 
-  // Precision wanted for the encoder linear weights, set by Model::load from LoadOptions::dtype and the
-  // folder's quantization_config; read by models::Linear::load. dtype "" keeps the checkpoint's precision
-  // (F16/BF16 stay half, everything else f32); "f32", "f16", "bf16", "int8", "int4" convert at load.
-  struct LinearPrecision {
-    std::optional<kernels::WType> dtype;  // nullopt: keep the checkpoint's (F16/BF16 stay half, the rest f32)
-    int64_t group_size = 128;             // int4 groups along K
-    kernels::Int4Method int4_method = kernels::Int4Method::Mse;  // when quantizing to int4 at load
-  };
-  void set_linear_precision(const LinearPrecision& p) { linear_precision_ = p; }
-  const LinearPrecision& linear_precision() const { return linear_precision_; }
-
   int64_t num_parameters() const;
   std::map<std::string, int64_t> dtype_counts() const;  // "F32" -> number of tensors
 
@@ -61,7 +47,6 @@ class WeightStore {
   std::string dir_;
   std::vector<std::unique_ptr<SafeTensorsFile>> files_;
   std::map<std::string, const SafeTensorsFile*> where_;
-  LinearPrecision linear_precision_;
 };
 
 }  // namespace vtx::io

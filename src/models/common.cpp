@@ -74,21 +74,21 @@ static std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
-// The precision a float-stored linear weight is kept in: layers vtx may quantize follow the load dtype
-// (LoadOptions / quantization_config; "" keeps F16/BF16 checkpoints in half precision), every other layer is f32.
-static kernels::WType wanted_wtype(const io::WeightStore& ws, const std::string& prefix, DType stored) {
+// The precision a float-stored linear weight is kept in: layers vtx may quantize follow the policy
+// (LoadOptions / quantization_config; nullopt keeps F16/BF16 checkpoints in half precision), every other layer is f32.
+static kernels::WType wanted_wtype(const Loader& vb, DType stored) {
   using kernels::WType;
-  if (!is_quantizable_linear(prefix)) return WType::F32;
-  const auto& want = ws.linear_precision().dtype;
+  if (!is_quantizable_linear(vb.name())) return WType::F32;
+  const auto& want = vb.policy().dtype;
   if (!want) return stored == DType::F16 ? WType::F16 : stored == DType::BF16 ? WType::BF16 : WType::F32;
   return *want;
 }
 
-bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
-                        kernels::QuantData* q, std::vector<float>* f32) {
+bool load_linear_weight(const Loader& vb, int64_t out, int64_t in, kernels::QuantData* q, std::vector<float>* f32) {
   using kernels::WType;
-  const std::string key = prefix + ".weight";
-  const DType stored = ws.dtype(key);
+  const std::string key = vb.key("weight");
+  const DType stored = vb.dtype("weight");
+  const io::WeightStore& ws = vb.store();
   auto raw_checked = [&](const std::string& k, DType dt, const std::vector<int64_t>& shape) {
     if (ws.dtype(k) != dt)
       throw Error(ws.file_of(k) + ": tensor '" + k + "' has dtype " + dtype_name(ws.dtype(k)) + ", expected " +
@@ -104,7 +104,7 @@ bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, in
     return ws.f32(k, shape);
   };
   if (stored == DType::I8 || stored == DType::U8) {  // written by `vtx quantize`
-    if (!is_quantizable_linear(prefix))
+    if (!is_quantizable_linear(vb.name()))
       throw Error(ws.file_of(key) + ": tensor '" + key + "' is quantized, but vtx keeps this layer in f32");
     q->N = out;
     q->K = in;
@@ -112,16 +112,16 @@ bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, in
       q->type = WType::Int8;
       Tensor w = raw_checked(key, DType::I8, {out, in});
       q->i8.assign(w.data<int8_t>(), w.data<int8_t>() + w.numel());
-      Tensor s = f32_checked(prefix + ".weight_scale", {out});
+      Tensor s = f32_checked(vb.key("weight_scale"), {out});
       q->scale.assign(s.data<float>(), s.data<float>() + out);
     } else {
       q->type = WType::Int4;
-      q->group = ws.linear_precision().group_size;
+      q->group = vb.policy().group_size;
       const int64_t G = q->groups();
       Tensor w = raw_checked(key, DType::U8, {out, (in + 1) / 2});
       q->u4.assign(w.data<uint8_t>(), w.data<uint8_t>() + w.numel());
-      Tensor s = f32_checked(prefix + ".weight_scale", {out, G});
-      Tensor z = f32_checked(prefix + ".weight_zero_point", {out, G});
+      Tensor s = f32_checked(vb.key("weight_scale"), {out, G});
+      Tensor z = f32_checked(vb.key("weight_zero_point"), {out, G});
       q->scale.assign(s.data<float>(), s.data<float>() + out * G);
       q->zero.assign(z.data<float>(), z.data<float>() + out * G);
     }
@@ -129,71 +129,81 @@ bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, in
     if (!err.empty()) throw Error(ws.file_of(key) + ": tensor '" + key + "': " + err);
     return true;
   }
-  Tensor w = ws.f32(key, {out, in});
-  const WType t = wanted_wtype(ws, prefix, stored);
+  const WType t = wanted_wtype(vb, stored);
+  if ((t == WType::F16 && stored == DType::F16) || (t == WType::BF16 && stored == DType::BF16)) {
+    // Half precision kept as stored: the 16-bit words are copied from the mapping, no f32 round trip.
+    const io::WeightStore::View v = vb.view("weight", {out, in});
+    q->type = t;
+    q->N = out;
+    q->K = in;
+    const uint16_t* h = static_cast<const uint16_t*>(v.data);
+    q->half.assign(h, h + out * in);
+    return true;
+  }
+  Tensor w = vb.f32("weight", {out, in});
   if (t == WType::F32) {
     f32->assign(w.data<float>(), w.data<float>() + w.numel());
     return false;
   }
-  *q = kernels::quantize(w.data<float>(), out, in, t, ws.linear_precision().group_size, ws.linear_precision().int4_method);
+  *q = kernels::quantize(w.data<float>(), out, in, t, vb.policy().group_size, vb.policy().int4_method);
   return true;
 }
 
-Linear Linear::load(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in, bool has_bias) {
-  return load_stacked(ws, {prefix}, out, in, has_bias);
+Linear Linear::load(const Loader& vb, int64_t out, int64_t in, bool has_bias) {
+  return load_stacked({vb}, out, in, has_bias);
 }
 
-Linear Linear::load_stacked(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out_each,
-                            int64_t in, bool has_bias) {
+Linear Linear::load_stacked(const std::vector<Loader>& parts, int64_t out_each, int64_t in, bool has_bias) {
   Linear l;
   l.in = in;
-  l.out = out_each * static_cast<int64_t>(prefixes.size());
+  l.out = out_each * static_cast<int64_t>(parts.size());
   std::vector<float> b(static_cast<size_t>(l.out), 0.f);
   bool any_bias = false;
-  for (size_t i = 0; i < prefixes.size(); ++i)
-    if (has_bias || ws.has(prefixes[i] + ".bias")) {
-      Tensor bi = ws.f32(prefixes[i] + ".bias", {out_each});
+  for (size_t i = 0; i < parts.size(); ++i)
+    if (has_bias || parts[i].has("bias")) {
+      Tensor bi = parts[i].f32("bias", {out_each});
       std::copy(bi.data<float>(), bi.data<float>() + out_each, b.begin() + static_cast<int64_t>(i) * out_each);
       any_bias = true;
     }
   if (any_bias) l.bias = std::move(b);
   // f32 kernels on float-stored weights (the common case): packed straight from the mapped file, no copies.
   bool direct = true;
-  for (const auto& p : prefixes) {
-    const DType stored = ws.dtype(p + ".weight");
-    direct = direct && stored != DType::I8 && stored != DType::U8 && wanted_wtype(ws, p, stored) == kernels::WType::F32;
+  for (const auto& p : parts) {
+    const DType stored = p.dtype("weight");
+    direct = direct && stored != DType::I8 && stored != DType::U8 && wanted_wtype(p, stored) == kernels::WType::F32;
   }
   if (direct) {
     std::vector<kernels::WeightRows> rows;
-    for (const auto& p : prefixes) {
-      const io::WeightStore::View v = ws.view(p + ".weight", {out_each, in});
+    for (const auto& p : parts) {
+      const io::WeightStore::View v = p.view("weight", {out_each, in});
       rows.push_back({v.data, v.dtype, out_each});
     }
     l.w = kernels::PackedWeight::pack_rows(rows, in);
-    for (const auto& p : prefixes) ws.release(p + ".weight");
+    for (const auto& p : parts) p.release("weight");
     return l;
   }
-  std::vector<kernels::QuantData> qs(prefixes.size());
+  std::vector<kernels::QuantData> qs(parts.size());
   std::vector<float> wf, part;
   bool any_q = false, any_f = false;
-  for (size_t i = 0; i < prefixes.size(); ++i) {
+  for (size_t i = 0; i < parts.size(); ++i) {
     part.clear();
-    const bool isq = load_linear_weight(ws, prefixes[i], out_each, in, &qs[i], &part);
-    ws.release(prefixes[i] + ".weight");
+    const bool isq = load_linear_weight(parts[i], out_each, in, &qs[i], &part);
+    parts[i].release("weight");
     any_q |= isq;
     any_f |= !isq;
     wf.insert(wf.end(), part.begin(), part.end());
   }
-  if (any_q && any_f) throw Error(ws.file_of(prefixes[0] + ".weight") + ": '" + prefixes[0] +
-                                  "' and the layers fused with it are stored in different precisions");
+  auto mixed = [&] {
+    return Error(parts[0].file_of("weight") + ": '" + parts[0].name() +
+                 "' and the layers fused with it are stored in different precisions");
+  };
+  if (any_q && any_f) throw mixed();
   if (any_q) {
-    std::vector<const kernels::QuantData*> parts;
-    for (const auto& q : qs) parts.push_back(&q);
-    for (const auto* q : parts)
-      if (q->type != parts[0]->type)
-        throw Error(ws.file_of(prefixes[0] + ".weight") + ": '" + prefixes[0] +
-                    "' and the layers fused with it are stored in different precisions");
-    l.qw = kernels::QuantWeight::pack(parts.size() == 1 ? *parts[0] : kernels::concat_rows(parts));
+    std::vector<const kernels::QuantData*> ptrs;
+    for (const auto& q : qs) ptrs.push_back(&q);
+    for (const auto* q : ptrs)
+      if (q->type != ptrs[0]->type) throw mixed();
+    l.qw = kernels::QuantWeight::pack(ptrs.size() == 1 ? *ptrs[0] : kernels::concat_rows(ptrs));
   } else {
     l.w = kernels::PackedWeight::pack(wf.data(), l.out, in);
   }
@@ -206,11 +216,10 @@ void Linear::operator()(const float* x, int64_t M, float* y, kernels::Epilogue e
   kernels::linear(x, M, in, w, y, out, ep);
 }
 
-LayerNorm LayerNorm::load(const io::WeightStore& ws, const std::string& prefix, int64_t D, double eps) {
+LayerNorm LayerNorm::load(const Loader& vb, int64_t D, double eps) {
   LayerNorm n;
-  Tensor g = ws.f32(prefix + ".weight", {D}), b = ws.f32(prefix + ".bias", {D});
-  n.gamma.assign(g.data<float>(), g.data<float>() + D);
-  n.beta.assign(b.data<float>(), b.data<float>() + D);
+  n.gamma = vb.f32_vec("weight", {D});
+  n.beta = vb.f32_vec("bias", {D});
   n.eps = static_cast<float>(eps);
   return n;
 }
@@ -220,25 +229,23 @@ void LayerNorm::operator()(const float* x, int64_t rows, float* y) const {
   kernels::layer_norm(x, rows, D, D, gamma.data(), beta.data(), eps, y, D);
 }
 
-PatchEmbedding PatchEmbedding::load(const io::WeightStore& ws, const std::string& prefix, int64_t C, int64_t D,
-                                    int64_t p) {
+PatchEmbedding PatchEmbedding::load(const Loader& vb, int64_t C, int64_t D, int64_t p) {
   PatchEmbedding pe;
   pe.C = C;
   pe.p = p;
   pe.D = D;
-  Tensor w = ws.f32(prefix + ".weight", {D, C, p, p});  // [D, C*p*p] row-major, matches im2col order (c, ky, kx)
+  Tensor w = vb.f32("weight", {D, C, p, p});  // [D, C*p*p] row-major, matches im2col order (c, ky, kx)
   pe.proj.in = C * p * p;
   pe.proj.out = D;
   pe.proj.w = kernels::PackedWeight::pack(w.data<float>(), D, C * p * p);
-  Tensor b = ws.f32(prefix + ".bias", {D});
-  pe.proj.bias.assign(b.data<float>(), b.data<float>() + D);
+  pe.proj.bias = vb.f32_vec("bias", {D});
   return pe;
 }
 
 void PatchEmbedding::operator()(const float* px, int64_t B, int64_t H, int64_t W, float* out, Workspace& wsp,
-                                size_t slot) const {
+                                const std::string& buffer) const {
   const int64_t gh = H / p, gw = W / p, N = gh * gw, K = C * p * p;
-  float* cols = wsp.get(slot, static_cast<size_t>(B * N * K));
+  float* cols = wsp.get(buffer, static_cast<size_t>(B * N * K));
   global_pool().parallel_for(B * gh, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t b = r / gh, y = r % gh;

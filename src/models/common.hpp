@@ -1,11 +1,13 @@
 #pragma once
 // Building blocks shared by every architecture: config access, loaded layers (Linear, LayerNorm, patch
 // embedding) and the per-call workspace. Weights are loaded once, packed, and never modified.
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "io/weights.hpp"
+#include "models/loader.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/qgemm.hpp"
 #include "vtx/error.hpp"
@@ -30,21 +32,24 @@ struct Config {
 
 kernels::Act parse_act(const Config& c, const std::string& key, const std::string& def);
 
-// Activation buffers reused across calls: after the first forward at a given shape nothing is allocated.
+// Activation buffers of a Session, one per name ("encoder.qkv", "embeddings.patches", "neck.stage.2.up", ...),
+// reused across calls: after the first forward at a given shape nothing is allocated. A pointer stays valid until
+// the same name is asked for with a larger size.
 class Workspace {
  public:
-  float* get(size_t slot, size_t n) {
-    if (bufs_.size() <= slot) bufs_.resize(slot + 1);
-    if (bufs_[slot].size() < n) bufs_[slot].resize(n);
-    return bufs_[slot].data();
+  float* get(const std::string& name, size_t n) {
+    std::vector<float>& b = bufs_[name];
+    if (b.size() < n) b.resize(n);
+    return b.data();
   }
+  size_t buffers() const { return bufs_.size(); }
+  // Buffers are named, never numbered (a literal 0 would otherwise convert to a null std::string).
+  float* get(int, size_t) = delete;
+  float* get(size_t, size_t) = delete;
 
  private:
-  std::vector<std::vector<float>> bufs_;
+  std::map<std::string, std::vector<float>> bufs_;
 };
-
-// Workspace slots: 0..4 encoder, 5..7 embeddings, >= kFirstModelSlot models.
-constexpr size_t kFirstModelSlot = 8;
 
 // The linear layers that run in reduced precision (LoadOptions::dtype, F16/BF16 checkpoints, vtx-quantized
 // folders): every encoder nn.Linear, i.e. "<...>.layer.<i>.<name>" with <name> one of
@@ -58,28 +63,28 @@ struct Linear {
   kernels::QuantWeight qw;   // f16 / bf16 / int8 / int4 weight (encoder linears, see is_quantizable_linear)
   std::vector<float> bias;  // empty: no bias
   int64_t in = 0, out = 0;
-  // Loads "<prefix>.weight" [out, in] and "<prefix>.bias" [out] (bias optional when has_bias is false), in the
-  // precision ws.linear_precision() asks for when is_quantizable_linear(prefix); a vtx-quantized weight (I8 /
-  // U8 + weight_scale [+ weight_zero_point]) is loaded as stored.
-  static Linear load(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in, bool has_bias = true);
-  // Layers sharing the input stacked along the output (fused q/k/v): rows of prefixes[0], then [1], ...
+  // Loads "<vb>weight" [out, in] and "<vb>bias" [out] (bias optional when has_bias is false), in the precision
+  // vb.policy() asks for when is_quantizable_linear(vb.name()); a vtx-quantized weight (I8 / U8 + weight_scale
+  // [+ weight_zero_point]) is loaded as stored. F32 weights are packed straight from the mapped file, and
+  // F16/BF16 weights kept in their precision are copied from it as they are (no f32 round trip).
+  static Linear load(const Loader& vb, int64_t out, int64_t in, bool has_bias = true);
+  // Layers sharing the input stacked along the output (fused q/k/v): rows of parts[0], then [1], ...
   // Missing biases are zeros when at least one layer has one.
-  static Linear load_stacked(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out_each,
-                             int64_t in, bool has_bias = true);
+  static Linear load_stacked(const std::vector<Loader>& parts, int64_t out_each, int64_t in, bool has_bias = true);
   kernels::WType wtype() const { return qw.empty() ? kernels::WType::F32 : qw.type(); }
   // y[M, out] = x[M, in] W^T + b, then the epilogue's act / scale / residual.
   void operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep = {}) const;
 };
 
-// Reads the weight of one quantizable linear in the precision `type` (F32: not quantized, returns false).
-// Pre-quantized (I8 / U8) tensors are validated against [out, in] and group_size; errors name file and key.
-bool load_linear_weight(const io::WeightStore& ws, const std::string& prefix, int64_t out, int64_t in,
-                        kernels::QuantData* q, std::vector<float>* f32);
+// Reads the weight of one quantizable linear in the precision the policy asks for (F32: not quantized, returns
+// false and fills f32). Pre-quantized (I8 / U8) tensors are validated against [out, in] and group_size; errors
+// name file and key.
+bool load_linear_weight(const Loader& vb, int64_t out, int64_t in, kernels::QuantData* q, std::vector<float>* f32);
 
 struct LayerNorm {
   std::vector<float> gamma, beta;
   float eps = 1e-12f;
-  static LayerNorm load(const io::WeightStore& ws, const std::string& prefix, int64_t D, double eps);
+  static LayerNorm load(const Loader& vb, int64_t D, double eps);
   void operator()(const float* x, int64_t rows, float* y) const;
 };
 
@@ -87,8 +92,10 @@ struct LayerNorm {
 struct PatchEmbedding {
   Linear proj;
   int64_t C = 3, p = 16, D = 0;
-  static PatchEmbedding load(const io::WeightStore& ws, const std::string& prefix, int64_t C, int64_t D, int64_t p);
-  void operator()(const float* pixels, int64_t B, int64_t H, int64_t W, float* out, Workspace& wsp, size_t slot) const;
+  static PatchEmbedding load(const Loader& vb, int64_t C, int64_t D, int64_t p);
+  // `buffer`: the workspace name of its im2col columns.
+  void operator()(const float* pixels, int64_t B, int64_t H, int64_t W, float* out, Workspace& wsp,
+                  const std::string& buffer) const;
 };
 
 // Checks pixel_values: F32 (or convertible) [B, C, H, W] with the expected channel count and H, W >= patch.

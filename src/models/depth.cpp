@@ -34,7 +34,7 @@ nlohmann::json dinov2_backbone_config(const nlohmann::json& given) {
 
 class DepthModel final : public Model {
  public:
-  DepthModel(const nlohmann::json& j, const io::WeightStore& ws, const std::string& dir) {
+  DepthModel(const nlohmann::json& j, const Loader& vb, const std::string& dir) {
     const std::string cpath = dir + "/config.json";
     Config c{j, cpath};
     const std::string type = c.s("model_type", "");
@@ -50,7 +50,7 @@ class DepthModel final : public Model {
         throw Error(cpath + ": backbone_config.model_type \"" + bt + "\" is not supported (only dinov2)");
       if (bc.b("reshape_hidden_states", true))
         throw Error(cpath + ": backbone_config.reshape_hidden_states must be false for a DPT / Depth Anything neck");
-      dino_ = std::make_unique<Dinov2>(bc, ws, "backbone.");
+      dino_ = std::make_unique<Dinov2>(bc, vb.pp("backbone"));
       patch_ = bc.i("patch_size");
       if (type == "depth_anything" && c.i("patch_size", 14) != patch_)
         throw Error(cpath + ": patch_size differs from backbone_config.patch_size");
@@ -70,7 +70,7 @@ class DepthModel final : public Model {
       emb.image_size = c.i("image_size", 384);
       emb.interp = PosInterp::Bilinear;
       emb.always_interpolate = true;
-      vit_ = std::make_unique<VisionTransformer>(ws, "dpt.", emb, ec, LayerKeys::vit(), "layernorm");
+      vit_ = std::make_unique<VisionTransformer>(vb.pp("dpt"), emb, ec, LayerKeys::vit(), "layernorm");
       std::vector<int64_t> idx = {2, 5, 8, 11};
       if (j.contains("backbone_out_indices") && !j["backbone_out_indices"].is_null()) {
         if (!j["backbone_out_indices"].is_array()) throw Error(cpath + ": backbone_out_indices must be a list");
@@ -91,12 +91,12 @@ class DepthModel final : public Model {
       if (ec.D != neck_cfg_.backbone_hidden) throw Error(cpath + ": hidden_size mismatch");
       bcfg_ = c;
     }
-    neck_ = DepthNeckHead(neck_cfg_, ws);
+    neck_ = DepthNeckHead(neck_cfg_, vb);
     std::string arch = architecture_of(c);
     if (arch.empty()) arch = type == "dpt" ? "DPTForDepthEstimation" : "DepthAnythingForDepthEstimation";
     if (arch != "DPTForDepthEstimation" && arch != "DepthAnythingForDepthEstimation")
       throw Error(cpath + ": unsupported architecture \"" + arch + "\" for model_type " + type);
-    info_ = common_info(c, ws, arch, Task::DepthEstimation);
+    info_ = common_info(c, vb.store(), arch, Task::DepthEstimation);
     info_.hidden_size = bcfg_.i("hidden_size", 0);
     info_.num_layers = bcfg_.i("num_hidden_layers", 0);
     info_.num_heads = bcfg_.i("num_attention_heads", 0);
@@ -111,8 +111,13 @@ class DepthModel final : public Model {
   ModelOutput run_timed(Workspace& wsp, const Tensor& pv, const ForwardOptions& opt, DepthTiming* timing) const {
     auto t0 = Clock::now();
     EncoderRun er;
-    er.keep_hidden = true;
+    // Only the hidden states the neck reads are kept, unless the caller asked for all of them.
+    er.keep_hidden = opt.output_hidden_states;
     er.keep_attn = opt.output_attentions;
+    if (!er.keep_hidden) {
+      if (dino_) dino_->request_feature_layers(er);
+      else er.keep_only = out_layers_;
+    }
     ForwardOptions o = opt;
     o.interpolate_pos_encoding = true;  // DINOv2 and DPT-ViT always resize their position embeddings
     ModelOutput out;
@@ -168,9 +173,8 @@ ModelOutput depth_forward_timed(Session& session, const Tensor& pixel_values, De
   return m->run_timed(SessionAccess::workspace(session), pixel_values, opt, &timing);
 }
 
-std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, std::unique_ptr<io::WeightStore> ws,
-                                        const std::string& dir) {
-  return std::make_shared<DepthModel>(config, *ws, dir);
+std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, const Loader& vb, const std::string& dir) {
+  return std::make_shared<DepthModel>(config, vb, dir);
 }
 
 }  // namespace vtx::models

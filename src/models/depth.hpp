@@ -23,7 +23,6 @@ ModelOutput depth_forward_timed(Session& session, const Tensor& pixel_values, De
                                 const ForwardOptions& opt = {});
 
 // The factory used by Model::load for model_type "dpt" / "depth_anything".
-std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, std::unique_ptr<io::WeightStore> ws,
-                                        const std::string& dir);
+std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, const Loader& vb, const std::string& dir);
 
 }  // namespace vtx::models

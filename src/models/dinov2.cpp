@@ -2,10 +2,11 @@
 #include "models/dinov2.hpp"
 
 #include "models/registry.hpp"
+#include "vtx/pipeline.hpp"
 
 namespace vtx::models {
 
-Dinov2::Dinov2(const Config& c, const io::WeightStore& ws, const std::string& prefix) {
+Dinov2::Dinov2(const Config& c, const Loader& vb) {
   EncoderConfig ec = encoder_config(c, true);
   EmbeddingConfig emb;
   emb.D = ec.D;
@@ -16,7 +17,7 @@ Dinov2::Dinov2(const Config& c, const io::WeightStore& ws, const std::string& pr
   emb.always_interpolate = true;
   emb.mask_token_2d = true;
   emb.interp = c.s("model_type", "dinov2") == "dinov2_with_registers" ? PosInterp::BicubicAA : PosInterp::Bicubic;
-  trunk_ = std::make_unique<VisionTransformer>(ws, prefix, emb, ec, LayerKeys::dinov2(), "layernorm");
+  trunk_ = std::make_unique<VisionTransformer>(vb, emb, ec, LayerKeys::dinov2(), "layernorm");
   apply_layernorm_ = c.b("apply_layernorm", true);
   reshape_ = c.b("reshape_hidden_states", true);
   // Stage names are "stem", "stage1".."stageL"; out_features wins over out_indices; default: last stage.
@@ -83,32 +84,31 @@ namespace {
 
 class Dinov2Model final : public Model {
  public:
-  Dinov2Model(const Config& c, const io::WeightStore& ws) {
+  Dinov2Model(const Config& c, const Loader& vb) {
     const bool reg = c.s("model_type", "") == "dinov2_with_registers";
     const std::string base = reg ? "dinov2_with_registers" : "dinov2";
     arch_ = architecture_of(c);
     const std::string cls = reg ? "Dinov2WithRegisters" : "Dinov2";
     if (arch_.empty()) arch_ = cls + "Model";
     Task task = Task::Features;
-    std::string prefix;
+    Loader scope = vb;
     if (arch_ == cls + "Model") {
       task = Task::Features;
-      prefix = base_prefix(ws, base);
+      scope = base_scope(vb, base);
     } else if (arch_ == cls + "ForImageClassification") {
       task = Task::Classification;
-      prefix = base_prefix(ws, base);
+      scope = base_scope(vb, base);
     } else if (arch_ == cls + "Backbone") {
       task = Task::Backbone;
-      prefix = "";
     } else {
       throw Error(c.path + ": unsupported architecture \"" + arch_ + "\" for model_type " + c.s("model_type", ""));
     }
-    net_ = std::make_unique<Dinov2>(c, ws, prefix);
+    net_ = std::make_unique<Dinov2>(c, scope);
     if (task == Task::Classification) {
       const int64_t D = net_->trunk().encoder().config().D;
-      head_ = Linear::load(ws, "classifier", ws.shape("classifier.weight").at(0), 2 * D);
+      head_ = Linear::load(vb.pp("classifier"), vb.shape("classifier.weight").at(0), 2 * D);
     }
-    info_ = common_info(c, ws, arch_, task);
+    info_ = common_info(c, vb.store(), arch_, task);
     describe_trunk(info_, net_->trunk());
     if (task == Task::Backbone) info_.out_features = net_->out_features();
   }
@@ -117,7 +117,8 @@ class Dinov2Model final : public Model {
   ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
     const bool backbone = info_.task == Task::Backbone;
     EncoderRun er;
-    er.keep_hidden = opt.output_hidden_states || backbone;
+    er.keep_hidden = opt.output_hidden_states;
+    if (backbone && !er.keep_hidden) net_->request_feature_layers(er);
     er.keep_attn = opt.output_attentions;
     ForwardOptions o = opt;
     o.interpolate_pos_encoding = true;  // DINOv2 always resizes its position embeddings
@@ -135,18 +136,10 @@ class Dinov2Model final : public Model {
       std::copy(lhs + b * T * D, lhs + b * T * D + D, out.pooler_output.data<float>() + b * D);
     if (head_.out) {
       // classifier(concat(cls, mean(patch tokens))); registers are excluded from the mean (transformers >= 4.52).
-      const int64_t first = 1 + net_->num_register_tokens(), N = T - first;
-      std::vector<float> feat(static_cast<size_t>(B * 2 * D));
-      for (int64_t b = 0; b < B; ++b) {
-        std::copy(lhs + b * T * D, lhs + b * T * D + D, feat.data() + b * 2 * D);
-        for (int64_t d = 0; d < D; ++d) {
-          float acc = 0;
-          for (int64_t n = 0; n < N; ++n) acc += lhs[(b * T + first + n) * D + d];
-          feat[b * 2 * D + D + d] = acc / static_cast<float>(N);
-        }
-      }
+      // That is the pipelines' cls+mean pooling, shared with vtx embed.
+      const Tensor feat = pool_embeddings(out, info_, Pool::ClsMean);
       out.logits = Tensor({B, head_.out}, DType::F32);
-      head_(feat.data(), B, out.logits.data<float>());
+      head_(feat.data<float>(), B, out.logits.data<float>());
     }
     return out;
   }
@@ -159,8 +152,8 @@ class Dinov2Model final : public Model {
 
 }  // namespace
 
-std::shared_ptr<Model> make_dinov2(const Config& c, std::unique_ptr<io::WeightStore> ws) {
-  return std::make_shared<Dinov2Model>(c, *ws);
+std::shared_ptr<Model> make_dinov2(const Config& c, const Loader& vb) {
+  return std::make_shared<Dinov2Model>(c, vb);
 }
 
 }  // namespace vtx::models

@@ -10,8 +10,8 @@ namespace vtx::models {
 
 class Dinov2 {
  public:
-  // prefix: "" (Dinov2Model / Dinov2Backbone checkpoints), "dinov2." (classifier), "backbone." (DPT / Depth Anything).
-  Dinov2(const Config& c, const io::WeightStore& ws, const std::string& prefix);
+  // vb scope: "" (Dinov2Model / Dinov2Backbone checkpoints), "dinov2." (classifier), "backbone." (DPT / Depth Anything).
+  Dinov2(const Config& c, const Loader& vb);
   const VisionTransformer& trunk() const { return *trunk_; }
   int64_t num_register_tokens() const { return registers_; }
   const std::vector<int64_t>& out_indices() const { return out_indices_; }  // stage indices (0 = embeddings)
@@ -21,6 +21,8 @@ class Dinov2 {
   // LayerNorm if apply_layernorm, then (reshape_hidden_states) drop cls + registers -> [B, D, h, w];
   // otherwise [B, T, D].
   std::vector<Tensor> feature_maps(const TrunkOutput& t, const std::vector<Tensor>& hidden_states) const;
+  // Asks the encoder run to keep exactly the hidden states feature_maps reads.
+  void request_feature_layers(EncoderRun& run) const { run.keep_only = out_indices_; }
 
  private:
   std::unique_ptr<VisionTransformer> trunk_;

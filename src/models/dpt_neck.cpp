@@ -123,7 +123,7 @@ DepthNeckConfig DepthNeckConfig::from_json(const nlohmann::json& j, const std::s
 // ---------------------------------------------------------------------------------------------------------------
 // loading
 
-Conv2d load_conv2d(const io::WeightStore& ws, const std::string& prefix, int64_t cout, int64_t cin, int64_t k,
+Conv2d load_conv2d(const Loader& ws, const std::string& prefix, int64_t cout, int64_t cin, int64_t k,
                    int64_t stride, int64_t pad, bool bias) {
   Tensor w = ws.f32(prefix + ".weight", {cout, cin, k, k});
   Tensor b;
@@ -133,7 +133,7 @@ Conv2d load_conv2d(const io::WeightStore& ws, const std::string& prefix, int64_t
 
 namespace {
 // Conv (+ optional eval BatchNorm2d folded in).
-Conv2d load_conv_bn(const io::WeightStore& ws, const std::string& conv, const std::string& bn, int64_t c, bool bias,
+Conv2d load_conv_bn(const Loader& ws, const std::string& conv, const std::string& bn, int64_t c, bool bias,
                     bool batch_norm) {
   if (!batch_norm) return load_conv2d(ws, conv, c, c, 3, 1, 1, bias);
   Tensor w = ws.f32(conv + ".weight", {c, c, 3, 3});
@@ -149,7 +149,7 @@ Conv2d load_conv_bn(const io::WeightStore& ws, const std::string& conv, const st
 }
 }  // namespace
 
-DepthNeckHead::DepthNeckHead(const DepthNeckConfig& cfg, const io::WeightStore& ws) : cfg_(cfg) {
+DepthNeckHead::DepthNeckHead(const DepthNeckConfig& cfg, const Loader& ws) : cfg_(cfg) {
   const int64_t S = cfg.num_stages(), C = cfg.backbone_hidden, F = cfg.fusion_hidden_size;
   reassemble_.resize(static_cast<size_t>(S));
   for (int64_t i = 0; i < S; ++i) {
@@ -231,21 +231,27 @@ Tensor resize_bilinear(const Tensor& x, int64_t oh, int64_t ow, bool align_corne
 
 namespace {
 
-// Workspace slots (relative to kDepthSlot0). Per-stage buffers follow kStageSlots.
-enum : size_t {
-  kReadoutTmp = 0, kTokens, kUpScratch, kResTmp, kUnitTmp, kH1, kH2, kProj, kHeadX, kHeadA, kHeadAR, kHeadB,
-  kStageSlots
-};
+// The neck's and head's workspace buffers; per-stage buffers are named "<kind>.<stage>" (stage_buffer).
+enum : size_t { kReadoutTmp = 0, kTokens, kUpScratch, kResTmp, kUnitTmp, kH1, kH2, kProj, kHeadX, kHeadA, kHeadAR, kHeadB };
+const char* const kBufferNames[] = {"neck.readout_tmp", "neck.tokens", "neck.up_scratch", "neck.residual_tmp",
+                                    "neck.unit_tmp", "neck.h1", "neck.h2", "neck.projection", "head.x", "head.a",
+                                    "head.a_relu", "head.b"};
+std::string buffer(size_t b) { return kBufferNames[b]; }
+std::string stage_buffer(const char* kind, int64_t stage) { return std::string("neck.") + kind + "." + std::to_string(stage); }
 
 template <class M>
-M view(Workspace& wsp, size_t slot, int64_t B, int64_t C, int64_t H, int64_t W) {
+M view(Workspace& wsp, const std::string& name, int64_t B, int64_t C, int64_t H, int64_t W) {
   M m;
   m.B = B;
   m.C = C;
   m.H = H;
   m.W = W;
-  m.p = wsp.get(kDepthSlot0 + slot, static_cast<size_t>(B * C * H * W));
+  m.p = wsp.get(name, static_cast<size_t>(B * C * H * W));
   return m;
+}
+template <class M>
+M view(Workspace& wsp, size_t b, int64_t B, int64_t C, int64_t H, int64_t W) {
+  return view<M>(wsp, buffer(b), B, C, H, W);
 }
 
 template <class M>
@@ -286,7 +292,7 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 DepthNeckHead::Map DepthNeckHead::reassemble(int64_t i, const Tensor& h, int64_t ph, int64_t pw,
                                              Workspace& wsp) const {
-  const int64_t S = cfg_.num_stages(), C = cfg_.backbone_hidden, N = ph * pw;
+  const int64_t C = cfg_.backbone_hidden, N = ph * pw;
   if (h.dtype() != DType::F32 || h.ndim() != 3 || h.dim(1) != 1 + N || h.dim(2) != C)
     throw Error("depth neck: feature map " + std::to_string(i) + " has shape " + h.shape_str() + ", expected [B, " +
                 std::to_string(1 + N) + ", " + std::to_string(C) + "] (F32) for a " + std::to_string(ph) + "x" +
@@ -301,7 +307,7 @@ DepthNeckHead::Map DepthNeckHead::reassemble(int64_t i, const Tensor& h, int64_t
     if (cfg_.readout == DepthNeckConfig::Readout::Project) {
       // Linear(2C, C) on [patch, cls] = W_patch * patch + (W_cls * cls + bias), then the activation.
       std::vector<float> bias(static_cast<size_t>(C));
-      float* tmp = wsp.get(kDepthSlot0 + kReadoutTmp, static_cast<size_t>(N * C));
+      float* tmp = wsp.get(buffer(kReadoutTmp), static_cast<size_t>(N * C));
       for (int64_t o = 0; o < C; ++o) {
         double s = r.readout_b[o];
         for (int64_t k = 0; k < C; ++k) s += static_cast<double>(r.readout_wcls[o * C + k]) * cls[k];
@@ -313,7 +319,7 @@ DepthNeckHead::Map DepthNeckHead::reassemble(int64_t i, const Tensor& h, int64_t
       kernels::linear(patches, N, C, r.readout_w, tmp, C, ep);
       transpose_to(tmp, N, C, dst);
     } else if (cfg_.readout == DepthNeckConfig::Readout::Add) {
-      float* tmp = wsp.get(kDepthSlot0 + kReadoutTmp, static_cast<size_t>(N * C));
+      float* tmp = wsp.get(buffer(kReadoutTmp), static_cast<size_t>(N * C));
       for (int64_t n = 0; n < N; ++n)
         for (int64_t k = 0; k < C; ++k) tmp[n * C + k] = patches[n * C + k] + cls[k];
       transpose_to(tmp, N, C, dst);
@@ -322,16 +328,16 @@ DepthNeckHead::Map DepthNeckHead::reassemble(int64_t i, const Tensor& h, int64_t
     }
   }
   const int64_t ch = r.projection.geom().cout;
-  Map y = view<Map>(wsp, kStageSlots + i, B, ch, ph, pw);
+  Map y = view<Map>(wsp, stage_buffer("reassemble", i), B, ch, ph, pw);
   conv_into(r.projection, maps, y);
   if (r.mode == 1) {
-    Map z = view<Map>(wsp, kStageSlots + S + i, B, ch, r.up.out_h(ph), r.up.out_w(pw));
-    float* scratch = wsp.get(kDepthSlot0 + kUpScratch, r.up.scratch_floats(B, ph, pw));
+    Map z = view<Map>(wsp, stage_buffer("resize", i), B, ch, r.up.out_h(ph), r.up.out_w(pw));
+    float* scratch = wsp.get(buffer(kUpScratch), r.up.scratch_floats(B, ph, pw));
     r.up.forward(y.p, B, ph, pw, z.p, Act::None, scratch);
     return z;
   }
   if (r.mode == 2) {
-    Map z = view<Map>(wsp, kStageSlots + S + i, B, ch, r.down.out_h(ph), r.down.out_w(pw));
+    Map z = view<Map>(wsp, stage_buffer("resize", i), B, ch, r.down.out_h(ph), r.down.out_w(pw));
     conv_into(r.down, y, z);
     return z;
   }
@@ -418,14 +424,13 @@ DepthNeckOutput DepthNeckHead::forward(const std::vector<Tensor>& hidden, int64_
   for (int64_t i = 0; i < S; ++i)
     if (hidden[i].ndim() != 3 || hidden[i].dim(0) != hidden[0].dim(0))
       throw Error("depth neck: feature maps must be [B, T, C] with one batch size, got " + hidden[i].shape_str());
-  wsp.get(kDepthSlot0 + kStageSlots + 4 * S, 0);  // create every slot up front
   DepthNeckOutput out;
   // Reassemble (+ neck.convs).
   std::vector<Map> feats;
   for (int64_t i = 0; i < S; ++i) {
     Map r = reassemble(i, hidden[i], ph, pw, wsp);
     if (keep) out.reassemble.push_back(to_tensor(r));
-    Map f = view<Map>(wsp, kStageSlots + 2 * S + i, r.B, cfg_.fusion_hidden_size, r.H, r.W);
+    Map f = view<Map>(wsp, stage_buffer("fusion", i), r.B, cfg_.fusion_hidden_size, r.H, r.W);
     conv_into(convs_[i], r, f);
     feats.push_back(f);
   }
@@ -440,7 +445,7 @@ DepthNeckOutput DepthNeckHead::forward(const std::vector<Tensor>& hidden, int64_
       oh = feats[S - 2 - idx].H;
       ow = feats[S - 2 - idx].W;
     }
-    Map o = view<Map>(wsp, kStageSlots + 3 * S + idx, f.B, f.C, oh, ow);
+    Map o = view<Map>(wsp, stage_buffer("fusion_out", idx), f.B, f.C, oh, ow);
     fusion_layer(fusion_[idx], base, idx == 0 ? nullptr : &f, o, wsp);
     if (keep) out.fusion.push_back(to_tensor(o));
     fused.push_back(o);

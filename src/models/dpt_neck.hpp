@@ -56,12 +56,12 @@ struct DepthNeckOutput {
 class DepthNeckHead {
  public:
   DepthNeckHead() = default;
-  DepthNeckHead(const DepthNeckConfig& cfg, const io::WeightStore& ws);
+  DepthNeckHead(const DepthNeckConfig& cfg, const Loader& ws);
 
   const DepthNeckConfig& config() const { return cfg_; }
 
   // hidden[i]: [B, 1 + ph*pw, backbone_hidden] token maps (cls first, patches row-major), one per stage.
-  // Activations live in `wsp` (slots >= kDepthSlot0), so a reused workspace allocates nothing after the first
+  // Activations live in `wsp` (buffers "neck.*" and "head.*"), so a reused workspace allocates nothing after the first
   // call at a given size. neck_ms / head_ms (optional) receive the wall time of the two parts.
   DepthNeckOutput forward(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw, Workspace& wsp,
                           bool keep_intermediates, double* neck_ms = nullptr, double* head_ms = nullptr) const;
@@ -104,11 +104,8 @@ class DepthNeckHead {
   kernels::Conv2d head1_, head2_, head3_;
 };
 
-// First workspace slot used by the neck (the backbone uses the slots below).
-constexpr size_t kDepthSlot0 = kFirstModelSlot + 8;
-
 // Conv helpers shared by the depth models: conv(prefix + ".weight" [cout, cin, k, k], prefix + ".bias" [cout]).
-kernels::Conv2d load_conv2d(const io::WeightStore& ws, const std::string& prefix, int64_t cout, int64_t cin, int64_t k,
+kernels::Conv2d load_conv2d(const Loader& ws, const std::string& prefix, int64_t cout, int64_t cin, int64_t k,
                             int64_t stride, int64_t pad, bool bias);
 
 // Bilinear resize of an NCHW tensor (torch F.interpolate(mode="bilinear")) to [B, C, oh, ow].

@@ -7,29 +7,27 @@
 
 namespace vtx::models {
 
-static std::vector<float> vec(const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numel()); }
-
-Embeddings::Embeddings(const io::WeightStore& ws, const std::string& prefix, const EmbeddingConfig& cfg) : cfg_(cfg) {
+Embeddings::Embeddings(const Loader& vb, const EmbeddingConfig& cfg) : cfg_(cfg) {
   const int64_t D = cfg.D;
-  patch_ = PatchEmbedding::load(ws, prefix + ".patch_embeddings.projection", cfg.C, D, cfg.patch);
-  special_ = vec(ws.f32(prefix + ".cls_token", {1, 1, D}));
+  patch_ = PatchEmbedding::load(vb.pp("patch_embeddings.projection"), cfg.C, D, cfg.patch);
+  special_ = vb.f32_vec("cls_token", {1, 1, D});
   if (cfg.special == 2) {
-    auto d = vec(ws.f32(prefix + ".distillation_token", {1, 1, D}));
+    auto d = vb.f32_vec("distillation_token", {1, 1, D});
     special_.insert(special_.end(), d.begin(), d.end());
   }
-  if (ws.has(prefix + ".mask_token"))
-    mask_token_ = vec(ws.f32(prefix + ".mask_token", cfg.mask_token_2d ? std::vector<int64_t>{1, D} : std::vector<int64_t>{1, 1, D}));
-  if (cfg.registers > 0) registers_ = vec(ws.f32(prefix + ".register_tokens", {1, cfg.registers, D}));
-  auto pshape = ws.shape(prefix + ".position_embeddings");
+  if (vb.has("mask_token"))
+    mask_token_ = vb.f32_vec("mask_token", cfg.mask_token_2d ? std::vector<int64_t>{1, D} : std::vector<int64_t>{1, 1, D});
+  if (cfg.registers > 0) registers_ = vb.f32_vec("register_tokens", {1, cfg.registers, D});
+  auto pshape = vb.shape("position_embeddings");
   if (pshape.size() != 3 || pshape[0] != 1 || pshape[2] != D || pshape[1] <= cfg.special)
-    throw Error(ws.file_of(prefix + ".position_embeddings") + ": tensor '" + prefix +
-                ".position_embeddings' has an unexpected shape for hidden_size " + std::to_string(D));
+    throw Error(vb.file_of("position_embeddings") + ": tensor '" + vb.key("position_embeddings") +
+                "' has an unexpected shape for hidden_size " + std::to_string(D));
   const int64_t n0 = pshape[1] - cfg.special;
   grid0_ = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n0))));
   if (grid0_ * grid0_ != n0)
-    throw Error(ws.file_of(prefix + ".position_embeddings") + ": position_embeddings hold " + std::to_string(n0) +
+    throw Error(vb.file_of("position_embeddings") + ": position_embeddings hold " + std::to_string(n0) +
                 " patch positions, not a square grid");
-  pos_ = vec(ws.f32(prefix + ".position_embeddings", pshape));
+  pos_ = vb.f32_vec("position_embeddings", pshape);
 }
 
 void Embeddings::forward(const float* pixels, int64_t B, int64_t H, int64_t W, bool interpolate,
@@ -45,14 +43,14 @@ void Embeddings::forward(const float* pixels, int64_t B, int64_t H, int64_t W, b
     throw Error("bool_masked_pos: this checkpoint has no embeddings.mask_token");
 
   // Patch embeddings go to a scratch buffer, then are scattered into x after the special (+register) tokens.
-  float* pe = wsp.get(kFirstModelSlot - 2, static_cast<size_t>(B * N * D));
-  patch_(pixels, B, H, W, pe, wsp, kFirstModelSlot - 1);
+  float* pe = wsp.get("embeddings.patches", static_cast<size_t>(B * N * D));
+  patch_(pixels, B, H, W, pe, wsp, "embeddings.im2col");
 
   // Position embeddings for this grid ([S + N, D]).
   const float* pos = pos_.data();
   const bool resize = interp && !(N == n0 && H == W);
   if (resize) {
-    float* p2 = wsp.get(kFirstModelSlot - 3, static_cast<size_t>((S + N) * D + (D * n0) + D * N));
+    float* p2 = wsp.get("embeddings.position", static_cast<size_t>((S + N) * D + (D * n0) + D * N));
     float* src = p2 + (S + N) * D;  // [D, g0, g0]
     float* dst = src + D * n0;      // [D, gh, gw]
     for (int64_t i = 0; i < n0; ++i)

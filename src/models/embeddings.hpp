@@ -24,7 +24,7 @@ struct EmbeddingConfig {
 class Embeddings {
  public:
   Embeddings() = default;
-  Embeddings(const io::WeightStore& ws, const std::string& prefix /* "...embeddings" */, const EmbeddingConfig& cfg);
+  Embeddings(const Loader& vb /* "...embeddings." */, const EmbeddingConfig& cfg);
   const EmbeddingConfig& config() const { return cfg_; }
   int64_t tokens(int64_t H, int64_t W) const { return cfg_.special + cfg_.registers + (H / cfg_.patch) * (W / cfg_.patch); }
   bool has_mask_token() const { return !mask_token_.empty(); }

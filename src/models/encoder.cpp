@@ -1,5 +1,6 @@
 #include "models/encoder.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -38,35 +39,32 @@ LayerKeys LayerKeys::dinov2() {
   return k;
 }
 
-static std::vector<float> vec(const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numel()); }
-
-Encoder::Encoder(const io::WeightStore& ws, const std::string& prefix, const EncoderConfig& cfg, const LayerKeys& keys)
-    : cfg_(cfg) {
+Encoder::Encoder(const Loader& vb, const EncoderConfig& cfg, const LayerKeys& keys) : cfg_(cfg) {
   const int64_t D = cfg.D;
   if (cfg.heads <= 0 || D % cfg.heads != 0)
-    throw Error(ws.dir() + "/config.json: hidden_size " + std::to_string(D) + " is not a multiple of num_attention_heads " +
+    throw Error(vb.config_path() + ": hidden_size " + std::to_string(D) + " is not a multiple of num_attention_heads " +
                 std::to_string(cfg.heads));
   // Layers are independent: read and pack them on all pool threads.
   layers_.resize(static_cast<size_t>(cfg.layers));
   global_pool().parallel_for(cfg.layers, [&](int64_t l0, int64_t l1) {
   for (int64_t l = l0; l < l1; ++l) {
-    const std::string p = prefix + "." + std::to_string(l) + ".";
+    const Loader p = vb.pp(l);
     EncoderLayer& L = layers_[static_cast<size_t>(l)];
-    L.norm1 = LayerNorm::load(ws, p + keys.norm1, D, cfg.eps);
-    L.norm2 = LayerNorm::load(ws, p + keys.norm2, D, cfg.eps);
+    L.norm1 = LayerNorm::load(p.pp(keys.norm1), D, cfg.eps);
+    L.norm2 = LayerNorm::load(p.pp(keys.norm2), D, cfg.eps);
     // Q, K, V are fused into one [3D, D] projection at load; the HF keys stay the source of truth.
-    L.qkv = Linear::load_stacked(ws, {p + keys.q, p + keys.k, p + keys.v}, D, D, cfg.qkv_bias);
-    L.o = Linear::load(ws, p + keys.o, D, D);
+    L.qkv = Linear::load_stacked({p.pp(keys.q), p.pp(keys.k), p.pp(keys.v)}, D, D, cfg.qkv_bias);
+    L.o = Linear::load(p.pp(keys.o), D, D);
     if (cfg.swiglu) {
-      L.fc1 = Linear::load(ws, p + keys.swiglu_in, 2 * cfg.mlp_hidden, D);
-      L.fc2 = Linear::load(ws, p + keys.swiglu_out, D, cfg.mlp_hidden);
+      L.fc1 = Linear::load(p.pp(keys.swiglu_in), 2 * cfg.mlp_hidden, D);
+      L.fc2 = Linear::load(p.pp(keys.swiglu_out), D, cfg.mlp_hidden);
     } else {
-      L.fc1 = Linear::load(ws, p + keys.fc1, cfg.mlp_hidden, D);
-      L.fc2 = Linear::load(ws, p + keys.fc2, D, cfg.mlp_hidden);
+      L.fc1 = Linear::load(p.pp(keys.fc1), cfg.mlp_hidden, D);
+      L.fc2 = Linear::load(p.pp(keys.fc2), D, cfg.mlp_hidden);
     }
     if (cfg.layer_scale) {
-      L.ls1 = vec(ws.f32(p + keys.ls1, {D}));
-      L.ls2 = vec(ws.f32(p + keys.ls2, {D}));
+      L.ls1 = p.f32_vec(keys.ls1, {D});
+      L.ls2 = p.f32_vec(keys.ls2, {D});
     }
   }
   });
@@ -74,12 +72,17 @@ Encoder::Encoder(const io::WeightStore& ws, const std::string& prefix, const Enc
 
 void Encoder::forward(float* x, int64_t B, int64_t T, Workspace& wsp, EncoderRun& run) const {
   const int64_t D = cfg_.D, H = cfg_.heads, M = B * T, F = cfg_.mlp_hidden;
-  float* ln = wsp.get(0, static_cast<size_t>(M * D));
-  float* qkv = wsp.get(1, static_cast<size_t>(M * 3 * D));
-  float* ctx = wsp.get(2, static_cast<size_t>(M * D));
-  float* hid = wsp.get(3, static_cast<size_t>(M * (cfg_.swiglu ? 2 * F : F)));
-  float* gate = cfg_.swiglu ? wsp.get(4, static_cast<size_t>(M * F)) : nullptr;
-  if (run.keep_hidden) run.hidden_states.push_back(tensor_from(x, {B, T, D}));
+  float* ln = wsp.get("encoder.norm", static_cast<size_t>(M * D));
+  float* qkv = wsp.get("encoder.qkv", static_cast<size_t>(M * 3 * D));
+  float* ctx = wsp.get("encoder.context", static_cast<size_t>(M * D));
+  float* hid = wsp.get("encoder.mlp", static_cast<size_t>(M * (cfg_.swiglu ? 2 * F : F)));
+  float* gate = cfg_.swiglu ? wsp.get("encoder.swiglu", static_cast<size_t>(M * F)) : nullptr;
+  // hidden_states[i]: the input of layer i (i = L: the last layer's output).
+  auto keep = [&](int64_t i) {
+    const bool k = run.keep_hidden || std::find(run.keep_only.begin(), run.keep_only.end(), i) != run.keep_only.end();
+    if (run.keep_hidden || !run.keep_only.empty()) run.hidden_states.push_back(k ? tensor_from(x, {B, T, D}) : Tensor());
+  };
+  keep(0);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const EncoderLayer& L = layers_[l];
     L.norm1(x, M, ln);
@@ -128,7 +131,7 @@ void Encoder::forward(float* x, int64_t B, int64_t T, Workspace& wsp, EncoderRun
       L.fc1(ln, M, hid, ea);
       L.fc2(hid, M, x, e2);
     }
-    if (run.keep_hidden) run.hidden_states.push_back(tensor_from(x, {B, T, D}));
+    keep(static_cast<int64_t>(l) + 1);
   }
 }
 

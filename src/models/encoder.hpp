@@ -31,6 +31,9 @@ struct EncoderLayer {
 // What the caller wants back from a forward pass of the encoder.
 struct EncoderRun {
   bool keep_hidden = false;   // collect hidden_states (L+1, index 0 = input)
+  // When keep_hidden is false: only these hidden-state indices are kept (the others stay empty Tensors, so indices
+  // are stable), e.g. the layers a backbone or a depth neck reads.
+  std::vector<int64_t> keep_only;
   bool keep_attn = false;     // collect attentions
   std::vector<std::vector<float>> head_mask;  // [L][H] or empty
   std::vector<Tensor> hidden_states, attentions;  // filled as [B, T, D] / [B, H, T, T]
@@ -39,8 +42,7 @@ struct EncoderRun {
 class Encoder {
  public:
   Encoder() = default;
-  Encoder(const io::WeightStore& ws, const std::string& prefix /* "...encoder.layer" */, const EncoderConfig& cfg,
-          const LayerKeys& keys);
+  Encoder(const Loader& vb /* "...encoder.layer." */, const EncoderConfig& cfg, const LayerKeys& keys);
   const EncoderConfig& config() const { return cfg_; }
   // x: [B*T, D] residual stream, updated in place.
   void forward(float* x, int64_t B, int64_t T, Workspace& wsp, EncoderRun& run) const;

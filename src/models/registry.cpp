@@ -83,11 +83,13 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
   if (std::find(known.begin(), known.end(), type) == known.end())
     throw Error(cpath + ": unknown model_type \"" + type + "\" (supported: vit, deit, dinov2, dinov2_with_registers, dpt, depth_anything)");
   auto ws = io::WeightStore::open(dir);
-  const models::LinearPrecisionInfo prec = models::setup_linear_precision(c, *ws, opt);
+  models::LinearPolicy policy;
+  const models::LinearPrecisionInfo prec = models::setup_linear_precision(c, *ws, opt, &policy);
+  const models::Loader vb(*ws, policy);
   std::shared_ptr<Model> m;
-  if (type == "vit" || type == "deit") m = models::make_vit(c, std::move(ws));
-  else if (type == "dinov2" || type == "dinov2_with_registers") m = models::make_dinov2(c, std::move(ws));
-  else m = models::make_depth_model(c.j, std::move(ws), dir);
+  if (type == "vit" || type == "deit") m = models::make_vit(c, vb);
+  else if (type == "dinov2" || type == "dinov2_with_registers") m = models::make_dinov2(c, vb);
+  else m = models::make_depth_model(c.j, vb, dir);
   m->info_.weights = prec.weights;
   m->info_.mixed_precision = prec.mixed;
   m->info_.int4_method = prec.int4_method;
@@ -143,9 +145,8 @@ std::string architecture_of(const Config& c) {
   return "";
 }
 
-std::string base_prefix(const io::WeightStore& ws, const std::string& base, const std::string& probe) {
-  if (ws.has(base + "." + probe)) return base + ".";
-  return "";
+Loader base_scope(const Loader& root, const std::string& base, const std::string& probe) {
+  return root.has(base + "." + probe) ? root.pp(base) : root;
 }
 
 kernels::WType to_wtype(WeightType t) {
@@ -188,8 +189,9 @@ Int4Method int4_method_for_load(const LoadOptions& opt) {
   return Int4Method::Mse;
 }
 
-LinearPrecisionInfo setup_linear_precision(const Config& c, io::WeightStore& ws, const LoadOptions& opt) {
-  io::WeightStore::LinearPrecision prec;
+LinearPrecisionInfo setup_linear_precision(const Config& c, const io::WeightStore& ws, const LoadOptions& opt,
+                                           LinearPolicy* policy) {
+  LinearPolicy& prec = *policy;
   if (opt.dtype) prec.dtype = to_wtype(*opt.dtype);
   LinearPrecisionInfo info;
   info.int4_method = int4_method_for_load(opt);
@@ -239,7 +241,6 @@ LinearPrecisionInfo setup_linear_precision(const Config& c, io::WeightStore& ws,
                   "; it cannot be loaded as " + weight_type_name(*opt.dtype));
     if (!prec.dtype && stored) prec.dtype = to_wtype(*stored);
   }
-  ws.set_linear_precision(prec);
   if (prec.dtype) {
     info.weights = from_wtype(*prec.dtype);
     return info;

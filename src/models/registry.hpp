@@ -22,8 +22,8 @@ namespace vtx::models {
 // The part of ModelInfo every architecture fills the same way (type, class, sizes, labels, parameters, dtypes).
 ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::string& architecture, Task task);
 std::string architecture_of(const Config& c);  // architectures[0], or "" when absent
-// "" or "<base>." depending on whether the checkpoint keys carry the base-model prefix (HF loads both ways).
-std::string base_prefix(const io::WeightStore& ws, const std::string& base, const std::string& probe = "embeddings.cls_token");
+// root or root.pp(base), depending on whether the checkpoint keys carry the base-model prefix (HF loads both ways).
+Loader base_scope(const Loader& root, const std::string& base, const std::string& probe = "embeddings.cls_token");
 
 // Reads quantization_config / LoadOptions::dtype, validates them and tells the WeightStore what precision the
 // encoder linears get (read by Linear::load). Returns what ModelInfo reports (weights, mixed, int4 method).
@@ -32,7 +32,9 @@ struct LinearPrecisionInfo {
   bool mixed = false;
   Int4Method int4_method = Int4Method::Mse;
 };
-LinearPrecisionInfo setup_linear_precision(const Config& c, io::WeightStore& ws, const LoadOptions& opt);
+// The policy goes into the root Loader that every layer is built from.
+LinearPrecisionInfo setup_linear_precision(const Config& c, const io::WeightStore& ws, const LoadOptions& opt,
+                                           LinearPolicy* policy);
 
 // Conversions between the public enums and the kernels' own.
 kernels::WType to_wtype(WeightType t);
@@ -43,9 +45,10 @@ Int4Method int4_method_for_load(const LoadOptions& opt);
 
 double forward_flops_impl(const ModelInfo& m, int64_t H, int64_t W);
 
-std::shared_ptr<Model> make_vit(const Config& c, std::unique_ptr<io::WeightStore> ws);     // vit, deit
-std::shared_ptr<Model> make_dinov2(const Config& c, std::unique_ptr<io::WeightStore> ws);  // dinov2, dinov2_with_registers
-std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, std::unique_ptr<io::WeightStore> ws,
-                                        const std::string& dir);  // dpt, depth_anything
+// Factories: build the model from the root Loader (the store stays open while they run, and is closed after).
+std::shared_ptr<Model> make_vit(const Config& c, const Loader& vb);     // vit, deit
+std::shared_ptr<Model> make_dinov2(const Config& c, const Loader& vb);  // dinov2, dinov2_with_registers
+std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, const Loader& vb,
+                                        const std::string& dir);        // dpt, depth_anything
 
 }  // namespace vtx::models

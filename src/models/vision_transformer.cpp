@@ -41,10 +41,10 @@ double forward_flops_impl(const ModelInfo& m, int64_t H, int64_t W) {
   return 2 * (n * D * static_cast<double>(m.num_channels) * p * p + static_cast<double>(m.num_layers) * layer + head);
 }
 
-VisionTransformer::VisionTransformer(const io::WeightStore& ws, const std::string& prefix, const EmbeddingConfig& ecfg,
-                                     const EncoderConfig& cfg, const LayerKeys& keys, const std::string& final_norm)
-    : emb_(ws, prefix + "embeddings", ecfg), enc_(ws, prefix + "encoder.layer", cfg, keys) {
-  if (!final_norm.empty()) norm_ = LayerNorm::load(ws, prefix + final_norm, cfg.D, cfg.eps);
+VisionTransformer::VisionTransformer(const Loader& vb, const EmbeddingConfig& ecfg, const EncoderConfig& cfg,
+                                     const LayerKeys& keys, const std::string& final_norm)
+    : emb_(vb.pp("embeddings"), ecfg), enc_(vb.pp("encoder.layer"), cfg, keys) {
+  if (!final_norm.empty()) norm_ = LayerNorm::load(vb.pp(final_norm), cfg.D, cfg.eps);
 }
 
 TrunkOutput VisionTransformer::forward(const Tensor& pv, const ForwardOptions& opt, Workspace& wsp, EncoderRun& run,
@@ -60,7 +60,7 @@ TrunkOutput VisionTransformer::forward(const Tensor& pv, const ForwardOptions& o
   o.D = ec.D;
   std::vector<uint8_t> mask = read_mask(opt.bool_masked_pos, o.B, o.grid_h * o.grid_w);
   run.head_mask = expand_head_mask(opt.head_mask, enc_.config().layers, enc_.config().heads);
-  o.x = wsp.get(kStreamSlot, static_cast<size_t>(o.B * o.T * o.D));
+  o.x = wsp.get("trunk.stream", static_cast<size_t>(o.B * o.T * o.D));
   emb_.forward(px.data<float>(), o.B, H, W, opt.interpolate_pos_encoding, mask, o.x, wsp);
   enc_.forward(o.x, o.B, o.T, wsp, run);
   if (final_ln && !norm_.gamma.empty()) {

@@ -15,8 +15,7 @@ struct TrunkOutput {
 
 class VisionTransformer {
  public:
-  VisionTransformer(const io::WeightStore& ws, const std::string& prefix /* "" or "vit." ... */,
-                    const EmbeddingConfig& ecfg, const EncoderConfig& cfg, const LayerKeys& keys,
+  VisionTransformer(const Loader& vb /* the base model's scope: "" or "vit." ... */, const EmbeddingConfig& ecfg, const EncoderConfig& cfg, const LayerKeys& keys,
                     const std::string& final_norm /* "layernorm" */);
   const Embeddings& embeddings() const { return emb_; }
   const Encoder& encoder() const { return enc_; }
@@ -36,8 +35,5 @@ EncoderConfig encoder_config(const Config& c, bool dinov2_style);
 
 // Fills the trunk sizes of ModelInfo (MLP width, SwiGLU, special tokens).
 void describe_trunk(ModelInfo& info, const VisionTransformer& t);
-
-// Workspace slot for the residual stream.
-constexpr size_t kStreamSlot = kFirstModelSlot;
 
 }  // namespace vtx::models

@@ -10,7 +10,7 @@ namespace {
 
 class VitModel final : public Model {
  public:
-  VitModel(const Config& c, const io::WeightStore& ws) {
+  VitModel(const Config& c, const Loader& vb) {
     const bool deit = c.s("model_type", "") == "deit";
     arch_ = architecture_of(c);
     if (arch_.empty()) arch_ = deit ? "DeiTModel" : "ViTModel";
@@ -20,36 +20,35 @@ class VitModel final : public Model {
     else if (arch_.find("ForMaskedImageModeling") != std::string::npos) task = Task::MaskedImageModeling;
     else if (arch_ != "ViTModel" && arch_ != "DeiTModel")
       throw Error(c.path + ": unsupported architecture \"" + arch_ + "\" for model_type " + c.s("model_type", ""));
-    const std::string prefix = base_prefix(ws, base);
+    const Loader base_vb = base_scope(vb, base);
     EncoderConfig ec = encoder_config(c, false);
     EmbeddingConfig emb;
     emb.D = ec.D;
     emb.C = c.i("num_channels", 3);
     emb.patch = c.i("patch_size");
     emb.image_size = c.i("image_size");
-    emb.special = (deit && ws.has(prefix + "embeddings.distillation_token")) ? 2 : 1;
-    trunk_ = std::make_unique<VisionTransformer>(ws, prefix, emb, ec, LayerKeys::vit(), "layernorm");
+    emb.special = (deit && base_vb.has("embeddings.distillation_token")) ? 2 : 1;
+    trunk_ = std::make_unique<VisionTransformer>(base_vb, emb, ec, LayerKeys::vit(), "layernorm");
     const int64_t D = ec.D;
-    if (ws.has(prefix + "pooler.dense.weight")) pooler_ = Linear::load(ws, prefix + "pooler.dense", D, D);
+    if (base_vb.has("pooler.dense.weight")) pooler_ = Linear::load(base_vb.pp("pooler.dense"), D, D);
     if (task == Task::Classification) {
       if (arch_ == "DeiTForImageClassificationWithTeacher") {
-        cls_head_ = Linear::load(ws, "cls_classifier", ws.shape("cls_classifier.weight").at(0), D);
-        dist_head_ = Linear::load(ws, "distillation_classifier", ws.shape("distillation_classifier.weight").at(0), D);
+        cls_head_ = Linear::load(vb.pp("cls_classifier"), vb.shape("cls_classifier.weight").at(0), D);
+        dist_head_ = Linear::load(vb.pp("distillation_classifier"), vb.shape("distillation_classifier.weight").at(0), D);
       } else {
-        head_ = Linear::load(ws, "classifier", ws.shape("classifier.weight").at(0), D);
+        head_ = Linear::load(vb.pp("classifier"), vb.shape("classifier.weight").at(0), D);
       }
     }
     if (task == Task::MaskedImageModeling) {
       stride_ = c.i("encoder_stride", emb.patch);
       const int64_t out = stride_ * stride_ * emb.C;
-      Tensor w = ws.f32("decoder.0.weight", {out, D, 1, 1});
+      Tensor w = vb.f32("decoder.0.weight", {out, D, 1, 1});
       decoder_.in = D;
       decoder_.out = out;
       decoder_.w = kernels::PackedWeight::pack(w.data<float>(), out, D);
-      Tensor b = ws.f32("decoder.0.bias", {out});
-      decoder_.bias.assign(b.data<float>(), b.data<float>() + out);
+      decoder_.bias = vb.f32_vec("decoder.0.bias", {out});
     }
-    info_ = common_info(c, ws, arch_, task);
+    info_ = common_info(c, vb.store(), arch_, task);
     describe_trunk(info_, *trunk_);
   }
 
@@ -145,8 +144,8 @@ class VitModel final : public Model {
 
 }  // namespace
 
-std::shared_ptr<Model> make_vit(const Config& c, std::unique_ptr<io::WeightStore> ws) {
-  return std::make_shared<VitModel>(c, *ws);
+std::shared_ptr<Model> make_vit(const Config& c, const Loader& vb) {
+  return std::make_shared<VitModel>(c, vb);
 }
 
 }  // namespace vtx::models
