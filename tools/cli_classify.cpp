@@ -14,7 +14,7 @@ static int cmd_classify(const Args& args) {
   ArgParser p(args, with_load_flags({"--top-k", "--batch", "--max-pixels"}), {"--json", "--no-exif-transpose"});
   if (p.positional().size() < 2)
     throw CliError("usage: vtx classify MODEL_DIR IMG|DIR... [--top-k 5] [--batch N] [--json] " + std::string(kLoadFlagsUsage));
-  Pipeline pipe = Pipeline::load(p.positional()[0], load_options(p));
+  Pipeline pipe = load_pipeline(p.positional()[0], load_options(p), p);
   if (pipe.model().info().task != Task::Classification)
     throw Error(p.positional()[0] + ": " + pipe.model().info().architecture + " is not an image classifier");
   const int top_k = p.get_int("--top-k", 5), batch = batch_size(p);

@@ -81,7 +81,17 @@ int cmd_depth(const Args& args) {
     stem_of[f] = stem;
   }
 
-  Pipeline pipe = Pipeline::load(pos[0], load_options(p));
+  {
+    std::vector<std::string> outs, ins = files;
+    ins.push_back(pos[0]);  // the model folder's files are inputs too
+    for (const auto& [f, stem] : stem_of) {
+      if (formats.count("npy")) outs.push_back((out_dir / (stem + ".npy")).string());
+      if (formats.count("safetensors")) outs.push_back((out_dir / (stem + ".safetensors")).string());
+      outs.push_back((out_dir / (stem + ".png")).string());
+    }
+    check_outputs(outs, ins);  // hard links, symlinks; FIFOs / devices / folders refused before any work
+  }
+  Pipeline pipe = load_pipeline(pos[0], load_options(p), p);
   const ModelInfo& info = pipe.model().info();
   if (info.task != Task::DepthEstimation) throw CliError(pos[0] + ": not a depth model (" + info.architecture + ")");
   std::error_code ec;

@@ -8,6 +8,7 @@
 #include "cli_load_options.hpp"
 #include "cli_images.hpp"
 #include "vtx/io.hpp"
+#include "vtx/io.hpp"
 #include "vtx/pipeline.hpp"
 
 namespace vtx::cli {
@@ -22,10 +23,15 @@ static int cmd_embed(const Args& args) {
     throw CliError("--out must end in .npy, .safetensors or .jsonl: " + out);
   const std::string pool_name = p.get("--pool", "cls");
   const Pool pool = parse_pool(pool_name);
-  Pipeline pipe = Pipeline::load(p.positional()[0], load_options(p));
   const ImageLoadOptions lo = image_load_options(p);
   const int batch = batch_size(p);
   const std::vector<std::string> files = image_files({p.positional().begin() + 1, p.positional().end()});
+  {
+    std::vector<std::string> inputs = files;
+    inputs.push_back(p.positional()[0]);
+    check_outputs({out}, inputs);  // not an input, not a FIFO / device: checked before any work
+  }
+  Pipeline pipe = load_pipeline(p.positional()[0], load_options(p), p);
 
   std::vector<std::string> done;
   std::vector<Tensor> rows;  // one [...] per image

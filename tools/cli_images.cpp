@@ -12,8 +12,28 @@ namespace vtx::cli {
 ImageLoadOptions image_load_options(const ArgParser& p) {
   ImageLoadOptions lo;
   lo.exif_transpose = !p.has("--no-exif-transpose");
-  if (p.has("--max-pixels")) lo.max_pixels = p.get_int("--max-pixels", 0);
+  if (p.has("--max-pixels")) {
+    const std::string v = p.get("--max-pixels");
+    try {
+      size_t used = 0;
+      lo.max_pixels = std::stoll(v, &used);
+      if (used != v.size() || lo.max_pixels < 0) throw std::invalid_argument(v);
+    } catch (const std::exception&) {
+      throw CliError("--max-pixels: expected a pixel count >= 0 (0 = no limit), got '" + v + "'");
+    }
+  }
   return lo;
+}
+
+ImageProcessor load_processor(const std::string& dir, const ArgParser& p) {
+  ProcessorConfig pc = ImageProcessor::from_pretrained(dir).config();
+  pc.max_pixels = image_load_options(p).max_pixels;
+  return ImageProcessor(pc);
+}
+
+Pipeline load_pipeline(const std::string& dir, const LoadOptions& opt, const ArgParser& p) {
+  ImageProcessor proc = load_processor(dir, p);
+  return Pipeline(Model::load(dir, opt), std::move(proc));
 }
 
 int batch_size(const ArgParser& p) {

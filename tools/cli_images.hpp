@@ -12,6 +12,10 @@ namespace vtx::cli {
 
 // --no-exif-transpose, --max-pixels N (the flags every image command takes).
 ImageLoadOptions image_load_options(const ArgParser& p);
+// Pipeline::load with the image processor's pixel limit (every intermediate size) set from --max-pixels.
+Pipeline load_pipeline(const std::string& dir, const LoadOptions& opt, const ArgParser& p);
+// The folder's image processor with its pixel limit set from --max-pixels.
+ImageProcessor load_processor(const std::string& dir, const ArgParser& p);
 // --batch N (default 1; refused when < 1).
 int batch_size(const ArgParser& p);
 

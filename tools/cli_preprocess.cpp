@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "cli_images.hpp"
 #include "vtx/image.hpp"
 #include "vtx/io.hpp"
 #include "vtx/processor.hpp"
@@ -15,16 +16,20 @@ int cmd_preprocess(const vtx::cli::Args& args) {
   if (pos.size() < 2 || !ap.has("--out"))
     throw vtx::cli::CliError(
         "usage: vtx preprocess MODEL_DIR IMAGE... --out OUT.safetensors [--no-exif-transpose] [--max-pixels N]");
-  auto proc = vtx::ImageProcessor::from_pretrained(pos[0]);
-  vtx::ImageLoadOptions opt;
-  opt.exif_transpose = !ap.has("--no-exif-transpose");
-  if (ap.has("--max-pixels")) opt.max_pixels = ap.get_int("--max-pixels", 0);
+  vtx::check_outputs({ap.get("--out")}, pos);  // the model folder and the images are inputs
+  const vtx::ImageLoadOptions opt = vtx::cli::image_load_options(ap);
+  const vtx::ImageProcessor proc = vtx::cli::load_processor(pos[0], ap);
 
   std::vector<std::string> stems;
   std::vector<vtx::Tensor> each;
   for (size_t i = 1; i < pos.size(); ++i) {
     stems.push_back(std::filesystem::path(pos[i]).stem().string());
-    each.push_back(proc.preprocess(vtx::load_image(pos[i], opt)));
+    try {
+      each.push_back(proc.preprocess(vtx::load_image(pos[i], opt)));
+    } catch (const vtx::Error& e) {
+      const std::string m = e.what();
+      throw vtx::Error(m.rfind(pos[i], 0) == 0 ? m : pos[i] + ": " + m);  // name the image
+    }
   }
   bool same = true;
   for (const auto& t : each) same = same && t.shape() == each.front().shape();

@@ -10,20 +10,31 @@
 namespace vtx::cli {
 
 static int cmd_run(const Args& args) {
-  ArgParser p(args, with_load_flags({"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos"}),
+  ArgParser p(args, with_load_flags({"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos", "--max-pixels"}),
               {"--hidden-states", "--attentions", "--interpolate-pos-encoding", "--no-exif-transpose"});
   if (p.positional().size() != 1 || !p.has("--out") || p.has("--pixel-values") == p.has("--image"))
     throw CliError(
         "usage: vtx run MODEL_DIR (--pixel-values IN.safetensors[:KEY] | --image IMG...) --out OUT.safetensors [--hidden-states] "
         "[--attentions] [--interpolate-pos-encoding] [--head-mask FILE:KEY] [--bool-masked-pos FILE:KEY] " + std::string(kLoadFlagsUsage));
+  {
+    std::vector<std::string> inputs = {p.positional()[0]};
+    for (const char* f : {"--pixel-values", "--head-mask", "--bool-masked-pos"})
+      if (p.has(f)) {
+        const std::string spec = p.get(f);
+        const size_t colon = spec.rfind(':');
+        inputs.push_back(colon == std::string::npos || spec.find('/', colon) != std::string::npos ? spec : spec.substr(0, colon));
+        inputs.push_back(spec);
+      }
+    for (const auto& f : p.get_all("--image")) inputs.push_back(f);
+    check_outputs({p.get("--out")}, inputs);  // never over an input, never onto a FIFO / device
+  }
   auto model = Model::load(p.positional()[0], load_options(p));
   Tensor pv;
   if (p.has("--image")) {  // load_image + the folder's image processor, as the HF pipelines do
-    ImageLoadOptions lo;
-    lo.exif_transpose = !p.has("--no-exif-transpose");
+    const ImageLoadOptions lo = image_load_options(p);
     std::vector<Image> images;
     for (const auto& f : image_files(p.get_all("--image"))) images.push_back(load_image(f, lo));
-    pv = ImageProcessor::from_pretrained(p.positional()[0]).preprocess(images);
+    pv = load_processor(p.positional()[0], p).preprocess(images);
   } else {
     pv = load_safetensors_tensor(p.get("--pixel-values"), "pixel_values");
   }

@@ -31,9 +31,15 @@ struct Image {
 // Pillow's default Image.MAX_IMAGE_PIXELS.
 inline constexpr int64_t kDefaultMaxImagePixels = 89478485;
 
+// Progressive JPEGs with more scans than this are refused: each scan re-reads the whole coefficient buffer,
+// so a small file with thousands of scans takes minutes (libjpeg-turbo's fuzzers use the same bound). Real
+// encoders write about 10.
+inline constexpr int kDefaultMaxJpegScans = 500;
+
 struct ImageLoadOptions {
   bool exif_transpose = true;                   // apply the EXIF orientation (ImageOps.exif_transpose)
   int64_t max_pixels = kDefaultMaxImagePixels;  // decompression-bomb guard: error above this; <= 0 disables
+  int max_jpeg_scans = kDefaultMaxJpegScans;    // progressive-JPEG scan limit (libjpeg progress monitor); <= 0 disables
 };
 
 // What the file held before the RGB conversion (what PIL.Image.open reports).

@@ -35,7 +35,19 @@ VTX_API Tensor load_npy(const std::string& path);                // '<f4', C ord
 
 // Replaces `path` with `bytes` atomically: a temporary file in the same folder, flushed, then renamed over
 // the target, so a reader sees the old file or the new one, never a part. Throws vtx::Error naming path.
+// Only a new path or a regular file is replaced; a symlink is written through to its existing target; FIFOs,
+// devices, folders and other users' unwritable files are refused (rules: docs/robustness.md).
 VTX_API void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// --- output-path checks (issue 16, hardening) ---
+// The file write_file_atomic(path, ...) would replace: `path`, or a symlink's final target. Throws vtx::Error
+// when writing there is refused (see write_file_atomic). Lets a command check its outputs before any work.
+VTX_API std::string atomic_write_target(const std::string& path);
+// Throws vtx::Error "<output>: is one of the inputs (...)" when an output names the same file as an input
+// (symlinks and hard links followed; an input folder stands for the files directly in it, e.g. a model
+// folder), and refuses outputs atomic_write_target refuses. No command may write over one of its inputs.
+VTX_API void check_outputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs);
+// --- end of output-path checks ---
 
 // PNG encoding (libpng). tEXt chunks are written in the order given.
 using PngText = std::vector<std::pair<std::string, std::string>>;

@@ -28,6 +28,9 @@ VTX_API Image resize(const Image& img, int width, int height, Resample filter);
 // outside the source are 0.
 VTX_API Image center_crop(const Image& img, int height, int width);
 
+// Largest size / crop_size / size_divisor / ensure_multiple_of accepted from a preprocessor_config.json.
+inline constexpr int kMaxProcessorSize = 16384;
+
 struct VTX_API ProcessorConfig {
   std::string type = "ViTImageProcessor";  // ViTImageProcessor, DeiTImageProcessor, BitImageProcessor, DPTImageProcessor
   bool do_resize = true;
@@ -45,6 +48,9 @@ struct VTX_API ProcessorConfig {
   int ensure_multiple_of = 1;      // DPT
   bool do_pad = false;             // DPT
   int size_divisor = 0;            // DPT (0 = None)
+  // Pixel limit of every intermediate image (resize output, crop, pad): a 1x40000 PNG resized to a shortest
+  // edge of 256 would be 256x10240000. Error above it (the CLI's --max-pixels sets it); <= 0 disables.
+  int64_t max_pixels = kDefaultMaxImagePixels;
 
   // The defaults of the transformers class `type` (what from_pretrained assumes for absent keys).
   static ProcessorConfig defaults_for(const std::string& type);

@@ -1,9 +1,14 @@
 #include "core/threadpool.hpp"
 #include "vtx/model.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <string>
+#include <system_error>
+
+#include "vtx/error.hpp"
 
 namespace vtx {
 
@@ -12,17 +17,47 @@ thread_local bool t_in_parallel = false;
 }
 
 ThreadPool::ThreadPool(int threads) : nthreads_(threads < 1 ? 1 : threads) {
-  for (int t = 1; t < nthreads_; ++t) workers_.emplace_back([this, t] { worker(t); });
+  const int limit = max_threads();
+  if (nthreads_ > limit)
+    throw Error("thread count " + std::to_string(nthreads_) + " exceeds the limit of " + std::to_string(limit) + " (" +
+                std::to_string(kThreadsPerCore) + " per hardware thread; set VTX_MAX_THREADS to raise it)");
+  try {
+    workers_.reserve(static_cast<size_t>(nthreads_ - 1));
+    for (int t = 1; t < nthreads_; ++t) {
+      if (t == fail_start_at_for_testing)
+        throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again), "thread creation");
+      workers_.emplace_back([this, t] { worker(t); });
+    }
+  } catch (const std::exception& e) {
+    // Workers already started wait on cv_: stop and join them before the members they use are destroyed.
+    stop_workers();
+    throw Error("cannot start " + std::to_string(nthreads_) + " threads (" + e.what() + " after " +
+                std::to_string(workers_.size() + 1) + "); use fewer threads (--threads / VTX_NUM_THREADS)");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  for (auto& w : workers_) w.join();
+  for (auto& w : workers_)
+    if (w.joinable()) w.join();
+  workers_.clear();
 }
+
+int max_threads() {
+  if (const char* s = std::getenv("VTX_MAX_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(s, &end, 10);
+    if (end != s && *end == 0 && n > 0) return static_cast<int>(std::min<long>(n, 1 << 20));
+  }
+  const unsigned hc = std::thread::hardware_concurrency();
+  return kThreadsPerCore * static_cast<int>(hc ? hc : 1);
+}
+
+ThreadPool::~ThreadPool() { stop_workers(); }
 
 void ThreadPool::worker(int tid) {
   t_in_parallel = true;
@@ -101,8 +136,9 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 namespace {
 int default_threads() {
   if (const char* s = std::getenv("VTX_NUM_THREADS")) {
-    int n = std::atoi(s);
-    if (n > 0) return n;
+    char* end = nullptr;
+    const long n = std::strtol(s, &end, 10);
+    if (end != s && *end == 0 && n > 0) return static_cast<int>(std::min<long>(n, max_threads()));
   }
   unsigned hc = std::thread::hardware_concurrency();
   return hc ? static_cast<int>(hc) : 1;
@@ -123,7 +159,8 @@ ThreadPool& global_pool() {
 
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> lk(g_pool_mu);
-  pool_slot() = std::make_unique<ThreadPool>(n > 0 ? n : default_threads());
+  auto next = std::make_unique<ThreadPool>(n > 0 ? n : default_threads());  // throws before the old pool goes
+  pool_slot() = std::move(next);
 }
 
 int num_threads() { return global_pool().size(); }

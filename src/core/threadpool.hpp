@@ -12,20 +12,30 @@ namespace vtx {
 // A persistent pool with static partitioning. parallel_for(n, fn) calls fn(begin, end) on disjoint
 // ranges covering [0, n), one range per thread (the caller takes range 0). Calls from inside a
 // parallel region run serially, so kernels may nest without deadlock.
+// At most kThreadsPerCore threads per hardware thread (VTX_MAX_THREADS overrides the limit): more only adds
+// contention, and a huge count (--threads 100000) would exhaust the process's thread limit.
+inline constexpr int kThreadsPerCore = 8;
+int max_threads();
+
 class ThreadPool {
  public:
+  // Throws vtx::Error when `threads` exceeds max_threads() or a thread cannot be started (the threads already
+  // started are stopped and joined first).
   explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return nthreads_; }
+  // Tests: when >= 0, starting the worker with this index fails as if the system were out of threads.
+  static inline int fail_start_at_for_testing = -1;
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
   // Runs fn(tid, nthreads) once on every thread.
   void run_on_all(const std::function<void(int, int)>& fn);
 
  private:
   void worker(int tid);
+  void stop_workers();
   int nthreads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "io/files.hpp"
 #include "io/image_decode.hpp"
 
 namespace vtx {
@@ -30,7 +31,7 @@ void check_dimensions(const std::string& name, int64_t width, int64_t height, co
   if (opt.max_pixels > 0 && pixels > opt.max_pixels)
     throw Error(name + ": image size " + std::to_string(width) + "x" + std::to_string(height) + " (" +
                 std::to_string(pixels) + " pixels) exceeds the limit of " + std::to_string(opt.max_pixels) +
-                " pixels (possible decompression bomb; raise ImageLoadOptions::max_pixels to allow it)");
+                " pixels (possible decompression bomb; raise the limit with --max-pixels N / ImageLoadOptions::max_pixels)");
 }
 
 int exif_orientation(const std::vector<uint8_t>& t) {
@@ -121,29 +122,9 @@ Image decode_image(const uint8_t* d, size_t n, const std::string& name, const Im
 }
 
 Image load_image(const std::string& path, const ImageLoadOptions& opt, ImageInfo* info) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open image (" + std::strerror(errno) + ")");
-  std::vector<uint8_t> bytes;
-  struct stat st{};
-  std::string problem;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    problem = "not a regular file";
-  } else {
-    bytes.resize(static_cast<size_t>(st.st_size));
-    size_t got = 0;
-    while (got < bytes.size()) {
-      const ssize_t r = ::read(fd, bytes.data() + got, bytes.size() - got);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) {
-        problem = r < 0 ? std::string("read error (") + std::strerror(errno) + ")" : "file shrank while reading";
-        break;
-      }
-      got += static_cast<size_t>(r);
-    }
-  }
-  ::close(fd);
-  if (!problem.empty()) throw Error(path + ": " + problem);
-  return decode_image(bytes.data(), bytes.size(), path, opt, info);
+  // The file type is checked before open: a FIFO or device would block or never end.
+  const std::string bytes = io::read_file(path, "image");
+  return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, opt, info);
 }
 
 }  // namespace vtx

@@ -1,6 +1,7 @@
 // BMP decoding (hand-written, every offset validated), following Pillow 9.4's BmpImagePlugin: header sizes
 // 12/40/64/108/124, 1/4/8-bit palettes, 16-bit 5:5:5 (or 5:6:5 bitfields), 24-bit BGR, 32-bit BGRX and the
 // bitfield layouts Pillow accepts, RLE8/RLE4. Bottom-up unless the height is negative.
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -36,40 +37,67 @@ struct Bmp {
   }
 };
 
-// RLE8/RLE4 into one index per pixel, rows in file order (bottom-up); missing pixels stay 0.
+// RLE8/RLE4 into one index per pixel, rows in file order (bottom-up), exactly as Pillow 9.4's BmpRleDecoder:
+// the pixels form one linear stream (an absolute run may spill into the next row; an encoded run is clipped
+// at the row end), end-of-line pads the row with 0, a delta skips `right + up * width` pixels (Pillow reads
+// the two delta bytes, then the next two as the offsets), absolute runs are word-aligned on the file offset,
+// RLE4 absolute runs hold count / 2 bytes. Data that ends (or an end-of-bitmap) before every pixel is set is
+// refused, as Pillow's "not enough image data".
 std::vector<uint8_t> decode_rle(const Bmp& b, size_t pos, int w, int h, bool rle4) {
-  std::vector<uint8_t> idx(static_cast<size_t>(w) * h, 0);
-  size_t x = 0, y = 0;
-  auto put = [&](uint8_t v) {
-    if (x < static_cast<size_t>(w) && y < static_cast<size_t>(h)) idx[y * w + x] = v;
-    ++x;
-  };
-  while (pos + 2 <= b.n && y < static_cast<size_t>(h)) {
-    const uint8_t count = b.d[pos], code = b.d[pos + 1];
+  const size_t total = static_cast<size_t>(w) * static_cast<size_t>(h), W = static_cast<size_t>(w);
+  std::vector<uint8_t> data;
+  data.reserve(total);
+  size_t x = 0;
+  auto avail = [&](size_t k) { return pos <= b.n && k <= b.n - pos; };
+  while (data.size() < total) {
+    if (!avail(2)) break;
+    size_t count = b.d[pos];
+    const uint8_t code = b.d[pos + 1];
     pos += 2;
     if (count) {  // encoded run
-      for (int i = 0; i < count; ++i) put(rle4 ? static_cast<uint8_t>(i % 2 ? code & 15 : code >> 4) : code);
+      if (x + count > W) count = x < W ? W - x : 0;
+      for (size_t i = 0; i < count; ++i) data.push_back(rle4 ? static_cast<uint8_t>(i % 2 ? code & 15 : code >> 4) : code);
+      x += count;
     } else if (code == 0) {  // end of line
+      while (data.size() % W != 0) data.push_back(0);
       x = 0;
-      ++y;
     } else if (code == 1) {  // end of bitmap
       break;
     } else if (code == 2) {  // delta
-      b.need(pos, 2);
-      x += b.d[pos];
-      y += b.d[pos + 1];
+      if (!avail(2)) break;
       pos += 2;
-    } else {  // absolute run of `code` pixels, padded to 16 bits
-      const size_t bytes = rle4 ? (code + 1) / 2 : code;
-      b.need(pos, bytes);
-      for (int i = 0; i < code; ++i) {
-        const uint8_t v = b.d[pos + (rle4 ? i / 2 : i)];
-        put(rle4 ? static_cast<uint8_t>(i % 2 ? v & 15 : v >> 4) : v);
+      if (!avail(2)) throw Error(b.name + ": image file is truncated (BMP RLE delta ends early)");
+      const size_t right = b.d[pos], up = b.d[pos + 1];
+      pos += 2;
+      const size_t skip = right + up * W;
+      if (skip > total - std::min(total, data.size())) {  // past the last pixel: the image is complete
+        data.resize(total, 0);
+        break;
       }
-      pos += bytes + (bytes & 1);
+      data.resize(data.size() + skip, 0);
+      x = data.size() % W;
+    } else {  // absolute run
+      const size_t bytes = rle4 ? code / 2 : code;
+      const size_t got = avail(bytes) ? bytes : (pos <= b.n ? b.n - pos : 0);
+      for (size_t i = 0; i < got; ++i) {
+        const uint8_t v = b.d[pos + i];
+        if (rle4) {
+          data.push_back(static_cast<uint8_t>(v >> 4));
+          data.push_back(static_cast<uint8_t>(v & 15));
+        } else {
+          data.push_back(v);
+        }
+      }
+      pos += got;
+      if (got < bytes) break;
+      x += code;
+      if (pos % 2) ++pos;
     }
   }
-  return idx;
+  if (data.size() < total)
+    throw Error(b.name + ": image file is truncated (BMP RLE data ends before the last pixel)");
+  data.resize(total);
+  return data;
 }
 
 }  // namespace
@@ -148,7 +176,8 @@ Decoded decode_bmp(const uint8_t* d, size_t n, const std::string& name, const Im
   std::array<uint8_t, 256 * 3> lut{};  // palette (BGR(X) in the file); missing entries black
   if (bits <= 8) {
     if (colors == 0) colors = 1u << bits;
-    if (colors > 65536) b.fail("unsupported palette size " + std::to_string(colors));
+    // Pillow 9.4 reads up to 65536 entries, then refuses more than 256 when it sets the palette.
+    if (colors > 256) b.fail("unsupported palette size " + std::to_string(colors) + " (at most 256 entries)");
     const size_t entry = hsize == 12 ? 3 : 4;
     b.need(pos, entry * colors);
     for (uint32_t i = 0; i < colors && i < 256; ++i) {

@@ -19,6 +19,8 @@ namespace {
 struct JpegJob {
   jpeg_decompress_struct cinfo;
   jpeg_error_mgr err;
+  jpeg_progress_mgr progress;
+  int max_scans;
   jmp_buf jb;
   char msg[JMSG_LENGTH_MAX + 32];
 };
@@ -31,8 +33,11 @@ extern "C" void jpeg_on_error(j_common_ptr c) {
   longjmp(j->jb, 1);
 }
 
-// Warnings (corrupt data that libjpeg recovers from) are ignored like Pillow does, except running out of data:
-// Pillow then reports "image file is truncated".
+// Warnings (corrupt data that libjpeg recovers from: bad Huffman codes, premature markers, extraneous bytes)
+// are ignored, as Pillow's JpegDecode.c does (its output_message is empty, decoding goes on with what libjpeg
+// reconstructs), except running out of data: Pillow then reports "image file is truncated". Each warning costs
+// libjpeg work proportional to the data it skipped, so ignoring them is not a time bomb; scans are bounded by
+// the progress monitor below.
 extern "C" void jpeg_on_message(j_common_ptr c, int level) {
   if (level == -1 && c->err->msg_code == JWRN_JPEG_EOF) {
     JpegJob* j = job_of(c);
@@ -41,9 +46,25 @@ extern "C" void jpeg_on_message(j_common_ptr c, int level) {
   }
 }
 
+// Called by libjpeg while it consumes input: a progressive file with more scans than the limit is refused
+// (libjpeg-turbo's recommended defence against scan bombs; jpeg_start_decompress reads every scan).
+extern "C" void jpeg_on_progress(j_common_ptr c) {
+  JpegJob* j = job_of(c);
+  if (!c->is_decompressor || j->max_scans <= 0) return;
+  const int scans = reinterpret_cast<j_decompress_ptr>(c)->input_scan_number;
+  if (scans > j->max_scans) {
+    std::snprintf(j->msg, sizeof j->msg,
+                  "progressive JPEG with more than %d scans (possible scan bomb; raise ImageLoadOptions::max_jpeg_scans "
+                  "to allow it)",
+                  j->max_scans);
+    longjmp(j->jb, 1);
+  }
+}
+
 bool read_header(JpegJob* j, const uint8_t* data, size_t size) {
   if (setjmp(j->jb)) return false;
-  jpeg_create_decompress(&j->cinfo);  // keeps cinfo.err and cinfo.client_data
+  jpeg_create_decompress(&j->cinfo);  // keeps cinfo.err and cinfo.client_data, zeroes the rest
+  j->cinfo.progress = &j->progress;
   jpeg_mem_src(&j->cinfo, data, static_cast<unsigned long>(size));
   jpeg_save_markers(&j->cinfo, JPEG_APP0 + 1, 0xFFFF);
   jpeg_read_header(&j->cinfo, TRUE);
@@ -73,6 +94,7 @@ struct JpegHolder {
     j->cinfo.client_data = j;
     j->err.error_exit = jpeg_on_error;
     j->err.emit_message = jpeg_on_message;
+    j->progress.progress_monitor = jpeg_on_progress;
   }
   ~JpegHolder() {
     jpeg_destroy_decompress(&j->cinfo);
@@ -87,6 +109,7 @@ struct JpegHolder {
 Decoded decode_jpeg(const uint8_t* data, size_t size, const std::string& name, const ImageLoadOptions& opt) {
   JpegHolder h;
   JpegJob* j = h.j;
+  j->max_scans = opt.max_jpeg_scans;
   if (!read_header(j, data, size)) fail(name, "invalid JPEG: ", j->msg);
   jpeg_decompress_struct& ci = j->cinfo;
 

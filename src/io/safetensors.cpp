@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/files.hpp"
 #include "vtx/error.hpp"
 
 namespace vtx::io {
@@ -32,12 +33,11 @@ DType parse_dtype(const std::string& s, const std::string& file) {
 }
 
 SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  const int fd = open_regular(path);  // a FIFO or device is refused before open
   struct stat st{};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0) {
     ::close(fd);
-    throw Error(path + ": not a regular file");
+    throw Error(path + ": cannot read (" + std::strerror(errno) + ")");
   }
   map_size_ = static_cast<size_t>(st.st_size);
   if (map_size_ < 8) {
@@ -169,31 +169,6 @@ std::map<std::string, Tensor> load_safetensors(const std::string& path, bool as_
   std::map<std::string, Tensor> out;
   for (const auto& [name, ti] : f.tensors()) out.emplace(name, f.load(name, as_f32));
   return out;
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error(path + ": write failed (" + std::strerror(e) + ")");
-    }
-    off += static_cast<size_t>(w);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(path + ": cannot rename temporary file (" + std::strerror(e) + ")");
-  }
 }
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "io/atomic_file.hpp"  // write_file_atomic (every output writer uses it)
 #include "vtx/tensor.hpp"
 
 namespace vtx::io {
@@ -55,12 +56,10 @@ class SafeTensorsFile {
 // Loads every tensor of a file (for small files: test inputs, CLI inputs).
 std::map<std::string, Tensor> load_safetensors(const std::string& path, bool as_f32 = false);
 
-// Writes tensors (in the order given) to path atomically (path.tmp.<pid> then rename).
+// Writes tensors (in the order given) to path atomically (io/atomic_file.hpp: temporary file, then rename).
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
-// Writes bytes atomically (temp file in the same folder, fsync, rename). Throws vtx::Error naming path.
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 DType parse_dtype(const std::string& s, const std::string& file);  // throws on unknown dtype
 

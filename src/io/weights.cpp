@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/files.hpp"
 #include "vtx/error.hpp"
 
 namespace fs = std::filesystem;
@@ -15,11 +16,13 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& dir) {
   ws->dir_ = dir;
   fs::path d(dir);
   fs::path single = d / "model.safetensors", index = d / "model.safetensors.index.json";
-  if (fs::exists(index)) {
-    std::ifstream f(index);
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(index, ec))) {
+    ws->source_ = index.string();
+    const std::string text = read_file(index.string(), "the checkpoint index", uint64_t{256} << 20);
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(f);
+      j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       throw Error(index.string() + ": invalid JSON (" + e.what() + ")");
     }
@@ -29,7 +32,7 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& dir) {
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       if (!it.value().is_string()) throw Error(index.string() + ": weight_map entry '" + it.key() + "' is not a string");
       std::string shard = it.value().get<std::string>();
-      if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
+      if (shard.empty() || shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
         throw Error(index.string() + ": shard name '" + shard + "' must be a plain file name");
       if (!by_shard.count(shard)) {
         ws->files_.push_back(std::make_unique<SafeTensorsFile>((d / shard).string()));
@@ -39,12 +42,15 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& dir) {
       if (!f->has(it.key())) throw Error(f->path() + ": missing tensor '" + it.key() + "' (listed in " + index.string() + ")");
       ws->where_[it.key()] = f;
     }
-  } else if (fs::exists(single)) {
+  } else if (fs::exists(fs::symlink_status(single, ec))) {
+    ws->source_ = single.string();
     ws->files_.push_back(std::make_unique<SafeTensorsFile>(single.string()));
     for (const auto& [k, ti] : ws->files_.back()->tensors()) ws->where_[k] = ws->files_.back().get();
   } else {
     throw Error(dir + ": no model.safetensors or model.safetensors.index.json");
   }
+  ws->usage_->dir = dir;
+  for (const auto& [k, f] : ws->where_) ws->usage_->file_of[k] = f->path();
   return ws;
 }
 
@@ -52,7 +58,20 @@ bool WeightStore::has(const std::string& key) const { return where_.count(key) !
 
 std::string WeightStore::file_of(const std::string& key) const {
   auto it = where_.find(key);
-  return it == where_.end() ? dir_ + "/model.safetensors" : it->second->path();
+  return it == where_.end() ? source_ : it->second->path();  // a missing key: the index or the single file
+}
+
+void WeightStore::mark_used(const std::string& key) const {
+  std::lock_guard<std::mutex> lk(usage_->mu);
+  usage_->used.insert(key);
+}
+
+std::vector<std::string> WeightStore::Usage::unused() {
+  std::lock_guard<std::mutex> lk(mu);
+  std::vector<std::string> r;
+  for (const auto& [k, f] : file_of)
+    if (!used.count(k)) r.push_back(k);
+  return r;
 }
 
 static std::string shape_str(const std::vector<int64_t>& s) {
@@ -76,6 +95,7 @@ WeightStore::View WeightStore::view(const std::string& key, const std::vector<in
                 shape_str(expect));
   if (ti.dtype != DType::F32 && ti.dtype != DType::F16 && ti.dtype != DType::BF16)
     throw Error(it->second->path() + ": tensor '" + key + "' has dtype " + dtype_name(ti.dtype) + ", expected a float type");
+  mark_used(key);
   it->second->populate(ti);
   return View{it->second->bytes(ti), ti.dtype, ti.shape};
 }
@@ -99,6 +119,7 @@ DType WeightStore::dtype(const std::string& key) const {
 Tensor WeightStore::raw(const std::string& key) const {
   auto it = where_.find(key);
   if (it == where_.end()) throw Error(file_of(key) + ": missing tensor '" + key + "'");
+  mark_used(key);
   return it->second->load(key, false);
 }
 

@@ -4,6 +4,7 @@
 // given, and throws vtx::Error naming the file and the key.
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -40,11 +41,27 @@ class WeightStore {
   DType dtype(const std::string& key) const;     // as stored; throws (naming file and key) when missing
   Tensor raw(const std::string& key) const;       // a copy as stored (any dtype)
 
+  // Which tensors were read through view() / f32() / raw() (shape(), dtype() and has() do not count). Shared,
+  // so that it outlives the store: after a model is built, Model::load reports the checkpoint tensors the
+  // architecture did not use.
+  struct Usage {
+    std::string dir;
+    std::map<std::string, std::string> file_of;  // every key -> its file
+    std::mutex mu;
+    std::set<std::string> used;
+    std::vector<std::string> unused();  // sorted
+  };
+  std::shared_ptr<Usage> usage() const { return usage_; }
+  std::vector<std::string> unused() const { return usage_->unused(); }
+  void mark_used(const std::string& key) const;
+
   int64_t num_parameters() const;
   std::map<std::string, int64_t> dtype_counts() const;  // "F32" -> number of tensors
 
  private:
   std::string dir_;
+  std::string source_;  // model.safetensors or model.safetensors.index.json: named for a missing key
+  std::shared_ptr<Usage> usage_ = std::make_shared<Usage>();
   std::vector<std::unique_ptr<SafeTensorsFile>> files_;
   std::map<std::string, const SafeTensorsFile*> where_;
 };

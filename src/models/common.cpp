@@ -2,27 +2,89 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "core/threadpool.hpp"
 #include "kernels/elementwise.hpp"
 
 namespace vtx::models {
 
+namespace {
+
+// Sanity ranges of the config keys of the supported families. Products used for buffer sizes (tokens x
+// hidden, hidden x intermediate, ...) stay far below 2^63 with these bounds.
+const std::map<std::string, ConfigRange>& range_table() {
+  static const std::map<std::string, ConfigRange> t = {
+      {"hidden_size", {1, 1 << 16}},          {"num_hidden_layers", {0, 1 << 10}},
+      {"num_attention_heads", {1, 1 << 12}},  {"intermediate_size", {1, 1 << 20}},
+      {"image_size", {1, 1 << 16}},           {"patch_size", {1, 1 << 12}},
+      {"num_channels", {1, 1 << 10}},         {"num_register_tokens", {0, 1 << 12}},
+      {"encoder_stride", {1, 1 << 12}},       {"group_size", {1, 1 << 20}},
+      {"num_labels", {1, 1 << 24}},           {"fusion_hidden_size", {1, 1 << 16}},
+      {"head_hidden_size", {1, 1 << 16}},     {"reassemble_hidden_size", {0, 1 << 16}},
+      {"layer_norm_eps", {0, 1}},             {"mlp_ratio", {1.0 / 1024, 1024}},
+      {"drop_path_rate", {0, 1}},             {"hidden_dropout_prob", {0, 1}},
+      {"attention_probs_dropout_prob", {0, 1}}, {"layerscale_value", {-1e6, 1e6}},
+      {"initializer_range", {0, 1e6}},        {"max_depth", {0, 1e9}},
+  };
+  return t;
+}
+
+std::string num_str(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 9e15) return std::to_string(static_cast<int64_t>(v));
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+
+}  // namespace
+
+ConfigRange config_range(const std::string& key) {
+  auto it = range_table().find(key);
+  if (it != range_table().end()) return it->second;
+  return {static_cast<double>(INT32_MIN), static_cast<double>(INT32_MAX)};
+}
+
+int64_t checked_int(const json& v, const std::string& where, int64_t lo, int64_t hi) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    throw Error(where + " = " + v.dump() + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (!v.is_number_integer()) throw Error(where + " is not an integer (got " + v.dump() + ")");
+  const int64_t x = v.get<int64_t>();
+  if (x < lo || x > hi)
+    throw Error(where + " = " + std::to_string(x) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return x;
+}
+
+int64_t Config::i_required(const std::string& key, int64_t lo, int64_t hi) const {
+  if (!has(key)) throw Error(path + ": missing integer \"" + key + "\"");
+  return checked_int(j[key], path + ": \"" + key + "\"", lo, hi);
+}
 int64_t Config::i(const std::string& key) const {
-  if (!j.contains(key) || !j[key].is_number_integer())
-    throw Error(path + ": missing or non-integer \"" + key + "\"");
-  return j[key].get<int64_t>();
+  const ConfigRange r = config_range(key);
+  return i_required(key, static_cast<int64_t>(r.lo), static_cast<int64_t>(r.hi));
+}
+int64_t Config::i(const std::string& key, int64_t def, int64_t lo, int64_t hi) const {
+  if (!has(key)) return def;
+  return checked_int(j[key], path + ": \"" + key + "\"", lo, hi);
 }
 int64_t Config::i(const std::string& key, int64_t def) const {
-  if (!j.contains(key) || j[key].is_null()) return def;
-  if (!j[key].is_number_integer()) throw Error(path + ": \"" + key + "\" is not an integer");
-  return j[key].get<int64_t>();
+  const ConfigRange r = config_range(key);
+  return i(key, def, static_cast<int64_t>(r.lo), static_cast<int64_t>(r.hi));
+}
+double Config::f(const std::string& key, double def, double lo, double hi) const {
+  if (!has(key)) return def;
+  if (!j[key].is_number()) throw Error(path + ": \"" + key + "\" is not a number (got " + j[key].dump() + ")");
+  const double v = j[key].get<double>();
+  if (!std::isfinite(v) || v < lo || v > hi)
+    throw Error(path + ": \"" + key + "\" = " + j[key].dump() + " is out of range [" + num_str(lo) + ", " + num_str(hi) + "]");
+  return v;
 }
 double Config::f(const std::string& key, double def) const {
-  if (!j.contains(key) || j[key].is_null()) return def;
-  if (!j[key].is_number()) throw Error(path + ": \"" + key + "\" is not a number");
-  return j[key].get<double>();
+  const ConfigRange r = config_range(key);
+  return f(key, def, r.lo, r.hi);
 }
 bool Config::b(const std::string& key, bool def) const {
   if (!j.contains(key) || j[key].is_null()) return def;
@@ -157,6 +219,18 @@ Linear Linear::load_stacked(const std::vector<Loader>& parts, int64_t out_each, 
   Linear l;
   l.in = in;
   l.out = out_each * static_cast<int64_t>(parts.size());
+  // Shapes first (they come from the config): nothing is allocated from out / in before the checkpoint agrees.
+  for (const auto& p : parts) {
+    const DType dt = p.dtype("weight");
+    const std::vector<int64_t> want = dt == DType::U8 ? std::vector<int64_t>{out_each, (in + 1) / 2}
+                                                      : std::vector<int64_t>{out_each, in};
+    if (p.shape("weight") != want)
+      throw Error(p.file_of("weight") + ": tensor '" + p.key("weight") + "' has shape " + shape_str(p.shape("weight")) +
+                  ", config.json implies " + shape_str(want));
+    if ((has_bias || p.has("bias")) && p.shape("bias") != std::vector<int64_t>{out_each})
+      throw Error(p.file_of("bias") + ": tensor '" + p.key("bias") + "' has shape " + shape_str(p.shape("bias")) +
+                  ", config.json implies [" + std::to_string(out_each) + "]");
+  }
   std::vector<float> b(static_cast<size_t>(l.out), 0.f);
   bool any_bias = false;
   for (size_t i = 0; i < parts.size(); ++i)

@@ -17,18 +17,34 @@ namespace vtx::models {
 
 using json = nlohmann::json;
 
-// Typed config.json access; errors name the file and the key.
+// Typed, range-checked config.json access; errors name the file, the key, the value and the allowed range.
+// Every integer is checked before it is used: i(key, def, lo, hi) explicitly, and i(key[, def]) against the
+// range kConfigRanges gives that key (sizes >= 1, counts >= 0, all bounded so that products of a few of them
+// cannot overflow int64; keys not in the table: the int32 range). JSON integers past int64, floats given for
+// integers, and non-finite floats (1e999) are refused. The ranges are sanity bounds only: sizes are then
+// checked against the checkpoint's tensor shapes before anything is allocated from them.
 struct Config {
   json j;
   std::string path;  // config.json path, for messages
   int64_t i(const std::string& key) const;
   int64_t i(const std::string& key, int64_t def) const;
-  double f(const std::string& key, double def) const;
+  int64_t i(const std::string& key, int64_t def, int64_t lo, int64_t hi) const;
+  int64_t i_required(const std::string& key, int64_t lo, int64_t hi) const;
+  double f(const std::string& key, double def) const;                        // finite, range from the table
+  double f(const std::string& key, double def, double lo, double hi) const;  // finite, in [lo, hi]
   bool b(const std::string& key, bool def) const;
   std::string s(const std::string& key, const std::string& def) const;
   bool has(const std::string& key) const { return j.contains(key) && !j[key].is_null(); }
   Config sub(const std::string& key) const;  // nested config (e.g. backbone_config)
 };
+
+// Allowed range of a config integer / float key (what Config::i / Config::f check by default).
+struct ConfigRange {
+  double lo, hi;
+};
+ConfigRange config_range(const std::string& key);
+// Checks an integer JSON value against [lo, hi]; `where` = "<file>: <key>" for the message.
+int64_t checked_int(const json& v, const std::string& where, int64_t lo, int64_t hi);
 
 kernels::Act parse_act(const Config& c, const std::string& key, const std::string& def);
 

@@ -34,25 +34,37 @@ Dinov2::Dinov2(const Config& c, const Loader& vb) {
     throw Error(c.path + ": out_features entry \"" + s + "\" is not a stage of this model (stem, stage1..stage" +
                 std::to_string(L) + ")");
   };
-  if (c.has("out_features") && c.j["out_features"].is_array() && !c.j["out_features"].empty()) {
+  // As transformers' get_aligned_output_features_output_indices: either list alone defines the other; when both
+  // are given they must name the same stages. Stages are unique and in model order.
+  std::vector<int64_t> from_features, from_indices;
+  if (c.has("out_features")) {
+    if (!c.j["out_features"].is_array()) throw Error(c.path + ": out_features must be a list of stage names");
     for (const auto& f : c.j["out_features"]) {
       if (!f.is_string()) throw Error(c.path + ": out_features must be strings");
-      out_features_.push_back(f.get<std::string>());
-      out_indices_.push_back(stage_index(out_features_.back()));
+      from_features.push_back(stage_index(f.get<std::string>()));
     }
-  } else if (c.has("out_indices") && c.j["out_indices"].is_array() && !c.j["out_indices"].empty()) {
-    for (const auto& f : c.j["out_indices"]) {
-      if (!f.is_number_integer()) throw Error(c.path + ": out_indices must be integers");
-      int64_t i = f.get<int64_t>();
-      if (i < 0) i += L + 1;
-      if (i < 0 || i > L) throw Error(c.path + ": out_indices entry out of range");
-      out_indices_.push_back(i);
-      out_features_.push_back(i == 0 ? "stem" : "stage" + std::to_string(i));
-    }
-  } else {
-    out_indices_.push_back(L);
-    out_features_.push_back("stage" + std::to_string(L));
   }
+  if (c.has("out_indices")) {
+    if (!c.j["out_indices"].is_array()) throw Error(c.path + ": out_indices must be a list of integers");
+    for (const auto& f : c.j["out_indices"]) {
+      int64_t i = checked_int(f, c.path + ": out_indices entry", -(L + 1), L);
+      if (i < 0) i += L + 1;
+      from_indices.push_back(i);
+    }
+  }
+  if (!from_features.empty() && !from_indices.empty() && from_features != from_indices)
+    throw Error(c.path + ": out_features and out_indices disagree (out_features " + c.j["out_features"].dump() +
+                " are stages of out_indices " + [&] {
+                  std::string r = "[";
+                  for (size_t k = 0; k < from_features.size(); ++k) r += (k ? ", " : "") + std::to_string(from_features[k]);
+                  return r + "]";
+                }() + ", out_indices " + c.j["out_indices"].dump() + ")");
+  out_indices_ = !from_features.empty() ? from_features : from_indices;
+  if (out_indices_.empty()) out_indices_.push_back(L);
+  for (size_t k = 1; k < out_indices_.size(); ++k)
+    if (out_indices_[k] <= out_indices_[k - 1])
+      throw Error(c.path + ": out_features / out_indices must be unique and in stage order");
+  for (int64_t i : out_indices_) out_features_.push_back(i == 0 ? "stem" : "stage" + std::to_string(i));
 }
 
 std::vector<Tensor> Dinov2::feature_maps(const TrunkOutput& t, const std::vector<Tensor>& hs) const {

@@ -44,6 +44,19 @@ Encoder::Encoder(const Loader& vb, const EncoderConfig& cfg, const LayerKeys& ke
   if (cfg.heads <= 0 || D % cfg.heads != 0)
     throw Error(vb.config_path() + ": hidden_size " + std::to_string(D) + " is not a multiple of num_attention_heads " +
                 std::to_string(cfg.heads));
+  // num_hidden_layers must match the checkpoint before anything is allocated per layer: the last layer must be
+  // there, and no layer after it (a config with fewer layers than the checkpoint would silently drop some).
+  const std::string probe = keys.norm1 + ".weight";
+  auto layer_key = [&](int64_t l) { return vb.pp(l).key(probe); };
+  if (cfg.layers > 0 && !vb.pp(cfg.layers - 1).has(probe))
+    throw Error(vb.pp(cfg.layers - 1).file_of(probe) + ": missing tensor '" + layer_key(cfg.layers - 1) +
+                "' (config.json num_hidden_layers is " + std::to_string(cfg.layers) + ")");
+  if (vb.pp(cfg.layers).has(probe)) {
+    int64_t n = cfg.layers;
+    while (n < (int64_t{1} << 20) && vb.pp(n).has(probe)) ++n;
+    throw Error(vb.config_path() + ": num_hidden_layers is " + std::to_string(cfg.layers) + " but the checkpoint has " +
+                std::to_string(n) + " layers ('" + layer_key(cfg.layers) + "' is not used)");
+  }
   // Layers are independent: read and pack them on all pool threads.
   layers_.resize(static_cast<size_t>(cfg.layers));
   global_pool().parallel_for(cfg.layers, [&](int64_t l0, int64_t l1) {

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/atomic_file.hpp"
+#include "io/files.hpp"
 #include "io/safetensors.hpp"
 #include "io/weights.hpp"
 #include "kernels/qgemm.hpp"
@@ -37,12 +39,27 @@ QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& ou
   std::error_code ec;
   if (fs::exists(out_dir) && fs::equivalent(dir, out_dir, ec))
     throw Error(out_dir + ": the output folder must differ from the input folder");
+  // The written folder must load as written: an index or shards already there would shadow model.safetensors.
+  if (fs::is_directory(out_dir, ec)) {
+    for (auto it = fs::directory_iterator(out_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      const std::string n = it->path().filename().string();
+      const bool shard = n.rfind("model-", 0) == 0 && n.size() > 12 && n.compare(n.size() - 12, 12, ".safetensors") == 0;
+      if (n == "model.safetensors.index.json" || shard)
+        throw Error(out_dir + ": already holds a sharded checkpoint (" + n +
+                    "), which would be loaded instead of the quantized one; remove it or choose an empty folder");
+    }
+  }
+  for (const char* name : {"model.safetensors", "config.json", "preprocessor_config.json"}) {
+    const std::string o = (fs::path(out_dir) / name).string();
+    if (fs::exists(o, ec) && fs::equivalent(o, fs::path(dir) / name, ec))
+      throw Error(o + ": is one of the inputs; refusing to overwrite it");
+    if (fs::exists(fs::symlink_status(o, ec))) io::atomic_write_target(o);  // FIFOs, devices, read-only: refused
+  }
   const std::string cpath = (fs::path(dir) / "config.json").string();
-  std::ifstream f(cpath);
-  if (!f) throw Error(cpath + ": cannot open");
+  const std::string text = io::read_file(cpath, "config", uint64_t{64} << 20);
   nlohmann::json cfg;
   try {
-    cfg = nlohmann::json::parse(f);
+    cfg = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(cpath + ": invalid JSON (" + e.what() + ")");
   }
@@ -108,8 +125,7 @@ QuantizeReport quantize_checkpoint(const std::string& dir, const std::string& ou
   io::write_file_atomic((fs::path(out_dir) / "config.json").string(), cfg.dump(2) + "\n");
   const fs::path pp = fs::path(dir) / "preprocessor_config.json";
   if (fs::exists(pp)) {
-    std::ifstream pf(pp, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(pf)), std::istreambuf_iterator<char>());
+    const std::string bytes = io::read_file(pp.string(), "preprocessor config", uint64_t{16} << 20);
     io::write_file_atomic((fs::path(out_dir) / "preprocessor_config.json").string(), bytes);
   }
   for (const auto& e : fs::directory_iterator(dir))

@@ -1,12 +1,15 @@
 // Model::load: reads config.json, opens the checkpoint, and picks the architecture.
 #include "models/registry.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <iostream>
 
 #include "core/threadpool.hpp"
+#include "io/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -67,12 +70,11 @@ Int4Method parse_int4_method(const std::string& s) {
 std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& opt) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder");
   const std::string cpath = (fs::path(dir) / "config.json").string();
-  std::ifstream f(cpath);
-  if (!f) throw Error(cpath + ": cannot open");
+  const std::string text = io::read_file(cpath, "config", uint64_t{64} << 20);  // a FIFO is refused, not read
   models::Config c;
   c.path = cpath;
   try {
-    c.j = nlohmann::json::parse(f);
+    c.j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(cpath + ": invalid JSON (" + e.what() + ")");
   }
@@ -83,6 +85,7 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
   if (std::find(known.begin(), known.end(), type) == known.end())
     throw Error(cpath + ": unknown model_type \"" + type + "\" (supported: vit, deit, dinov2, dinov2_with_registers, dpt, depth_anything)");
   auto ws = io::WeightStore::open(dir);
+  const auto usage = ws->usage();  // outlives the store, which the factories consume
   models::LinearPolicy policy;
   const models::LinearPrecisionInfo prec = models::setup_linear_precision(c, *ws, opt, &policy);
   const models::Loader vb(*ws, policy);
@@ -94,6 +97,7 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
   m->info_.mixed_precision = prec.mixed;
   m->info_.int4_method = prec.int4_method;
   m->info_.source_dir = dir;
+  models::report_unused_tensors(*usage, m->info_.architecture);
   return m;
 }
 
@@ -106,8 +110,66 @@ ModelOutput Model::forward(const Tensor& pixel_values, const ForwardOptions& opt
 Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)), impl_(std::make_unique<Impl>()) {}
 Session::~Session() = default;
 
+namespace {
+
+// Index of the first NaN / Inf of an F32 tensor, or -1.
+int64_t first_non_finite(const Tensor& t) {
+  if (t.empty() || t.dtype() != DType::F32) return -1;
+  const float* p = t.data<float>();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return i;
+  return -1;
+}
+
+std::string where_in(const Tensor& t, int64_t flat) {
+  std::string r = "[";
+  std::vector<int64_t> idx(static_cast<size_t>(t.ndim()));
+  for (int d = t.ndim() - 1; d >= 0; --d) {
+    idx[static_cast<size_t>(d)] = flat % t.dim(d);
+    flat /= t.dim(d);
+  }
+  for (size_t i = 0; i < idx.size(); ++i) r += (i ? ", " : "") + std::to_string(idx[i]);
+  return r + "]";
+}
+
+std::string value_name(float v) { return std::isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf"; }
+
+}  // namespace
+
 ModelOutput Session::forward(const Tensor& pixel_values, const ForwardOptions& opt) {
-  return model_->run(*this, pixel_values, opt);
+  // A NaN / Inf never passes silently: in the input it is refused, in an output it is an error naming the first
+  // output (in the order the forward pass computes them) and the position where it appeared.
+  if (pixel_values.dtype() == DType::F32) {
+    const int64_t i = first_non_finite(pixel_values);
+    if (i >= 0)
+      throw Error("pixel_values: non-finite value " + value_name(pixel_values.data<float>()[i]) + " at " +
+                  where_in(pixel_values, i));
+  }
+  ModelOutput out = model_->run(*this, pixel_values, opt);
+  std::vector<std::pair<std::string, const Tensor*>> order;
+  for (size_t i = 0; i < out.hidden_states.size(); ++i) order.emplace_back("hidden_states." + std::to_string(i), &out.hidden_states[i]);
+  for (size_t i = 0; i < out.attentions.size(); ++i) order.emplace_back("attentions." + std::to_string(i), &out.attentions[i]);
+  for (size_t i = 0; i < out.feature_maps.size(); ++i) order.emplace_back("feature_maps." + std::to_string(i), &out.feature_maps[i]);
+  for (const auto& [k, v] : out.extra) order.emplace_back(k, &v);
+  for (const auto& [k, v] : out.named()) {
+    bool seen = false;
+    for (const auto& o : order) seen = seen || o.first == k;
+    if (!seen) order.emplace_back(k, nullptr);
+  }
+  const auto named = out.named();
+  for (const auto& [name, tp] : order) {
+    const Tensor* t = tp;
+    if (!t)
+      for (const auto& [k, v] : named)
+        if (k == name) t = &v;
+    const int64_t i = t ? first_non_finite(*t) : -1;
+    if (i >= 0)
+      throw Error(model_->info().architecture + ": the forward pass produced a non-finite value (" +
+                  value_name(t->data<float>()[i]) + ") first in " + name + " at " + where_in(*t, i) +
+                  " (the input was finite: check the checkpoint's weights, e.g. quantization scales)");
+  }
+  return out;
 }
 
 double forward_flops(const ModelInfo& info, int64_t height, int64_t width) {
@@ -256,6 +318,63 @@ LinearPrecisionInfo setup_linear_precision(const Config& c, const io::WeightStor
   return info;
 }
 
+int64_t num_classifier_outputs(const io::WeightStore& ws) {
+  for (const char* k : {"classifier.weight", "cls_classifier.weight"})
+    if (ws.has(k)) {
+      const auto s = ws.shape(k);
+      if (s.empty()) throw Error(ws.file_of(k) + ": tensor '" + k + "' is a scalar, expected [num_labels, hidden]");
+      return s[0];
+    }
+  return -1;
+}
+
+std::vector<std::string> parse_id2label(const Config& c, int64_t num_outputs) {
+  std::vector<std::string> labels;
+  if (!c.has("id2label")) return labels;
+  const json& l = c.j["id2label"];
+  if (!l.is_object()) throw Error(c.path + ": id2label is not an object");
+  const int64_t n = num_outputs >= 0 ? num_outputs : static_cast<int64_t>(l.size());
+  std::vector<std::pair<int64_t, std::string>> entries;
+  for (auto it = l.begin(); it != l.end(); ++it) {
+    // Plain decimal: digits only, no sign, no leading zeros (except "0"), below the number of outputs.
+    const std::string& k = it.key();
+    bool ok = !k.empty() && k.size() <= 18 && (k.size() == 1 || k[0] != '0');
+    for (char ch : k) ok = ok && ch >= '0' && ch <= '9';
+    if (!ok) throw Error(c.path + ": id2label key \"" + k + "\" is not a plain decimal class index");
+    const int64_t idx = std::stoll(k);
+    if (idx >= n)
+      throw Error(c.path + ": id2label key \"" + k + "\" is out of range: the " +
+                  (num_outputs >= 0 ? "classifier has " : "map has ") + std::to_string(n) + " outputs (0.." +
+                  std::to_string(n - 1) + ")");
+    entries.emplace_back(idx, it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+  }
+  labels.resize(static_cast<size_t>(num_outputs >= 0 ? num_outputs : n));  // bounded by the checkpoint
+  for (auto& [i, s] : entries) labels[static_cast<size_t>(i)] = std::move(s);
+  return labels;
+}
+
+void report_unused_tensors(io::WeightStore::Usage& ws, const std::string& architecture) {
+  std::vector<std::string> unused;
+  for (auto& k : ws.unused())
+    // Parameters the transformers module has but never uses in forward (DPT's first fusion layer gets no
+    // residual, so its residual_layer1 is dead): part of the architecture, not a disagreement.
+    if (k.rfind("neck.fusion_stage.layers.0.residual_layer1.", 0) != 0) unused.push_back(std::move(k));
+  if (unused.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < unused.size() && i < 10; ++i) list += (i ? ", " : "") + unused[i];
+  if (unused.size() > 10) list += ", ... (" + std::to_string(unused.size() - 10) + " more)";
+  // Tensors of layers or tokens the config does not have mean the config and checkpoint disagree: an error.
+  for (const auto& k : unused) {
+    const bool structural = k.find("register_tokens") != std::string::npos || k.find("distillation_token") != std::string::npos ||
+                            k.find("encoder.layer.") != std::string::npos;
+    if (structural)
+      throw Error(ws.file_of[k] + ": tensor '" + k + "' is not used by " + architecture +
+                  " as config.json describes it (the config and the checkpoint disagree; unused: " + list + ")");
+  }
+  std::cerr << "vtx: warning: " << ws.dir << ": some weights of the checkpoint were not used when initializing "
+            << architecture << ": " << list << "\n";
+}
+
 ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::string& architecture, Task task) {
   ModelInfo m;
   m.model_type = c.s("model_type", "");
@@ -272,20 +391,7 @@ ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::str
   m.num_register_tokens = b.i("num_register_tokens", 0);
   m.num_parameters = ws.num_parameters();
   m.dtype_counts = ws.dtype_counts();
-  if (task == Task::Classification && c.j.contains("id2label") && c.j["id2label"].is_object()) {
-    const auto& l = c.j["id2label"];
-    m.id2label.resize(l.size());
-    for (auto it = l.begin(); it != l.end(); ++it) {
-      size_t idx = 0;
-      try {
-        idx = std::stoul(it.key());
-      } catch (const std::exception&) {
-        throw Error(c.path + ": id2label key \"" + it.key() + "\" is not an integer");
-      }
-      if (idx >= m.id2label.size()) m.id2label.resize(idx + 1);
-      m.id2label[idx] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
-    }
-  }
+  if (task == Task::Classification) m.id2label = parse_id2label(c, num_classifier_outputs(ws));
   return m;
 }
 

@@ -22,6 +22,14 @@ namespace vtx::models {
 // The part of ModelInfo every architecture fills the same way (type, class, sizes, labels, parameters, dtypes).
 ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::string& architecture, Task task);
 std::string architecture_of(const Config& c);  // architectures[0], or "" when absent
+// Rows of classifier.weight (or cls_classifier.weight); -1 when the checkpoint has no classifier.
+int64_t num_classifier_outputs(const io::WeightStore& ws);
+// config id2label -> one label per classifier output: keys must be plain decimal integers in [0, num_outputs)
+// (num_outputs < 0: the map's own size); anything else is an error naming the key. Absent labels stay "".
+std::vector<std::string> parse_id2label(const Config& c, int64_t num_outputs);
+// After a model is built: checkpoint tensors it did not read are a warning naming them (as transformers
+// prints), or an error when they are encoder layers / tokens the config leaves out (config and checkpoint disagree).
+void report_unused_tensors(io::WeightStore::Usage& usage, const std::string& architecture);
 // root or root.pp(base), depending on whether the checkpoint keys carry the base-model prefix (HF loads both ways).
 Loader base_scope(const Loader& root, const std::string& base, const std::string& probe = "embeddings.cls_token");
 

@@ -10,9 +10,13 @@ EncoderConfig encoder_config(const Config& c, bool dinov2_style) {
   e.eps = c.f("layer_norm_eps", dinov2_style ? 1e-6 : 1e-12);
   e.qkv_bias = c.b("qkv_bias", true);
   e.act = parse_act(c, "hidden_act", "gelu");
-  if (e.D <= 0 || e.heads <= 0 || e.layers < 0) throw Error(c.path + ": invalid hidden_size / num_attention_heads / num_hidden_layers");
+  if (e.D % e.heads != 0)
+    throw Error(c.path + ": hidden_size " + std::to_string(e.D) + " is not a multiple of num_attention_heads " +
+                std::to_string(e.heads));
   if (dinov2_style) {
+    // mlp_ratio is range-checked (Config), so D * ratio fits easily in int64.
     const int64_t hidden = static_cast<int64_t>(static_cast<double>(e.D) * c.f("mlp_ratio", 4.0));
+    if (hidden < 1) throw Error(c.path + ": hidden_size x mlp_ratio gives an MLP of " + std::to_string(hidden) + " units");
     e.swiglu = c.b("use_swiglu_ffn", false);
     // HF Dinov2SwiGLUFFN: hidden = (int(hidden * 2 / 3) + 7) // 8 * 8
     e.mlp_hidden = e.swiglu ? (static_cast<int64_t>(static_cast<double>(hidden) * 2.0 / 3.0) + 7) / 8 * 8 : hidden;

@@ -3,21 +3,43 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
+
+#include "preprocess/validate.hpp"
 
 namespace vtx {
 
 namespace {
 
 // transformers' get_resize_output_image_size for DPT (keep_aspect_ratio, ensure_multiple_of).
+// Image sides the processor may produce (checked in double before any conversion to int).
+constexpr double kMaxSide = 1 << 30;
+
+int to_side(double v, const char* what) {
+  if (!(v <= kMaxSide)) throw Error(std::string("image processor: ") + what + " side " + std::to_string(v) + " is too large");
+  return static_cast<int>(v);
+}
+
 int constrain_to_multiple_of(double val, int multiple) {
   // Python round(): half to even (nearbyint under the default rounding mode).
   const double x = std::nearbyint(val / multiple) * multiple;
-  return static_cast<int>(x < 0 ? std::ceil(val / multiple) * multiple : x);
+  return to_side(x < 0 ? std::ceil(val / multiple) * multiple : x, "resized");
+}
+
+// Every intermediate image is held to the pixel limit, as the decoded image is.
+void check_pixels(const ProcessorConfig& c, const char* stage, int64_t in_w, int64_t in_h, int64_t w, int64_t h) {
+  if (c.max_pixels <= 0 || w * h <= c.max_pixels) return;
+  throw Error(std::string("image processor: ") + stage + " a " + std::to_string(in_w) + "x" + std::to_string(in_h) +
+              " image gives " + std::to_string(w) + "x" + std::to_string(h) + " (" + std::to_string(w * h) +
+              " pixels), more than the limit of " + std::to_string(c.max_pixels) +
+              " pixels; raise it with --max-pixels N (ProcessorConfig::max_pixels)");
 }
 
 }  // namespace
 
-ImageProcessor::ImageProcessor(ProcessorConfig cfg) : cfg_(std::move(cfg)) {}
+ImageProcessor::ImageProcessor(ProcessorConfig cfg) : cfg_(std::move(cfg)) {
+  validate_processor_config(cfg_, "image processor config (" + cfg_.type + ")");
+}
 
 std::pair<int, int> ImageProcessor::resize_output_size(int h, int w) const {
   if (!cfg_.do_resize) return {h, w};
@@ -35,7 +57,7 @@ std::pair<int, int> ImageProcessor::resize_output_size(int h, int w) const {
     const int s = cfg_.size_shortest_edge;
     const bool portrait = w <= h;
     const int shorter = portrait ? w : h, longer = portrait ? h : w;
-    const int new_long = static_cast<int>(static_cast<double>(s) * longer / shorter);
+    const int new_long = to_side(std::floor(static_cast<double>(s) * longer / shorter), "resized");
     return portrait ? std::pair{new_long, s} : std::pair{s, new_long};
   }
   return {cfg_.size_height, cfg_.size_width};
@@ -50,10 +72,18 @@ Image ImageProcessor::transform(const Image& img) const {
     if (h <= 0 || w <= 0)
       throw Error("image processor: resize of a " + std::to_string(img.width) + "x" + std::to_string(img.height) +
                   " image gives an empty " + std::to_string(w) + "x" + std::to_string(h) + " image");
+    check_pixels(cfg_, "resizing", img.width, img.height, w, h);
     out = resize(img, w, h, cfg_.resample);
     cur = &out;
   }
-  if (cfg_.do_center_crop) out = center_crop(*cur, cfg_.crop_height, cfg_.crop_width), cur = &out;
+  if (cfg_.do_center_crop) {
+    check_pixels(cfg_, "center cropping", cur->width, cur->height, cfg_.crop_width, cfg_.crop_height);
+    out = center_crop(*cur, cfg_.crop_height, cfg_.crop_width), cur = &out;
+  }
+  if (cfg_.do_pad && cfg_.size_divisor > 0) {
+    const int64_t d = cfg_.size_divisor;
+    check_pixels(cfg_, "padding", cur->width, cur->height, (cur->width + d - 1) / d * d, (cur->height + d - 1) / d * d);
+  }
   return cur == &img ? img : std::move(out);
 }
 

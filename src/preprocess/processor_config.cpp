@@ -1,4 +1,5 @@
 // preprocessor_config.json -> ProcessorConfig, with the defaults and size-dict rules of transformers 4.48.3.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -7,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "io/files.hpp"
+#include "preprocess/validate.hpp"
 #include "vtx/processor.hpp"
 
 namespace vtx {
@@ -50,8 +53,9 @@ struct Parser {
     return j[k].get<double>();
   }
   int positive_int(const json& v, const std::string& key) const {
-    if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (1 << 20))
-      fail(key, "expected a positive integer, got " + v.dump());
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{1} << 62) ||
+        v.get<int64_t>() <= 0 || v.get<int64_t>() > kMaxProcessorSize)
+      fail(key, "expected an integer in [1, " + std::to_string(kMaxProcessorSize) + "], got " + v.dump());
     return static_cast<int>(v.get<int64_t>());
   }
   std::array<double, 3> triple(const char* k, std::array<double, 3> def) const {
@@ -181,19 +185,49 @@ ImageProcessor ImageProcessor::from_json_string(const std::string& text, const s
     if (p.has("size_divisor")) c.size_divisor = p.positive_int(j["size_divisor"], "size_divisor");
     if (c.do_pad && c.size_divisor <= 0) p.fail("size_divisor", "do_pad needs a positive size_divisor");
   }
-  for (int i = 0; i < 3; ++i)
-    if (c.do_normalize && c.image_std[i] == 0) p.fail("image_std", "zero standard deviation");
+  validate_processor_config(c, name);
   return ImageProcessor(c);
+}
+
+void validate_processor_config(const ProcessorConfig& c, const std::string& name) {
+  auto fail = [&](const std::string& key, const std::string& what) { throw Error(name + ": " + key + ": " + what); };
+  auto f32_finite = [](double v) { return std::isfinite(v) && std::isfinite(static_cast<float>(v)); };
+  for (const auto& [key, v] : {std::pair<const char*, int>{"size height", c.size_height}, {"size width", c.size_width},
+                               {"size shortest_edge", c.size_shortest_edge}, {"crop_size height", c.crop_height},
+                               {"crop_size width", c.crop_width}, {"size_divisor", c.size_divisor},
+                               {"ensure_multiple_of", c.ensure_multiple_of}})
+    if (v < 0 || v > kMaxProcessorSize)
+      fail(key, std::to_string(v) + " is out of range [0, " + std::to_string(kMaxProcessorSize) + "]");
+  if (c.ensure_multiple_of < 1) fail("ensure_multiple_of", "must be at least 1");
+  if (c.do_resize && c.size_shortest_edge == 0 && (c.size_height < 1 || c.size_width < 1))
+    fail("size", "height and width must be positive");
+  if (c.do_center_crop && (c.crop_height < 1 || c.crop_width < 1)) fail("crop_size", "height and width must be positive");
+  if (c.do_rescale && (!f32_finite(c.rescale_factor) || !f32_finite(c.rescale_factor * 255.0) ||
+                       static_cast<float>(c.rescale_factor) == 0.f))
+    fail("rescale_factor", "must be a finite, nonzero float32 value");
+  if (c.do_normalize) {
+    for (int i = 0; i < 3; ++i) {
+      if (!f32_finite(c.image_mean[i])) fail("image_mean", "values must be finite in float32");
+      const float sd = static_cast<float>(c.image_std[i]);
+      if (!f32_finite(c.image_std[i]) || sd == 0.f)
+        fail("image_std", "values must be finite and nonzero in float32 (a standard deviation of " +
+                              std::to_string(c.image_std[i]) + " divides by zero)");
+      // The extreme inputs (0 and 255 after rescale) must stay finite after (x - mean) / std.
+      const float hi = c.do_rescale ? static_cast<float>(255.0 * c.rescale_factor) : 255.f;
+      for (float x : {0.f, hi})
+        if (!std::isfinite((x - static_cast<float>(c.image_mean[i])) / sd))
+          fail("image_std", "normalising gives non-finite values in float32");
+    }
+  }
 }
 
 ImageProcessor ImageProcessor::from_pretrained(const std::string& dir) {
   namespace fs = std::filesystem;
-  std::string path = fs::is_directory(dir) ? (fs::path(dir) / "preprocessor_config.json").string() : dir;
-  std::ifstream f(path);
-  if (!f) throw Error(path + ": cannot open (a model folder needs preprocessor_config.json)");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return from_json_string(ss.str(), path);
+  std::error_code ec;
+  std::string path = fs::is_directory(dir, ec) ? (fs::path(dir) / "preprocessor_config.json").string() : dir;
+  if (!fs::exists(fs::symlink_status(path, ec)))
+    throw Error(path + ": cannot open (a model folder needs preprocessor_config.json)");
+  return from_json_string(io::read_file(path, "preprocessor config", uint64_t{16} << 20), path);
 }
 
 }  // namespace vtx
