@@ -14,5 +14,8 @@ function(vtx_target_options target)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
                                              -fno-sanitize-recover=undefined)
   endif()
+  if(VTX_FUZZ)  # coverage instrumentation for libFuzzer (tests/fuzz; clang only)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
   vtx_target_sanitize(${target})
 endfunction()
