@@ -6,6 +6,7 @@ PKGS="g++ cmake ninja-build pkg-config nlohmann-json3-dev libjpeg62-turbo-dev li
 # Only the tests, the benchmarks and optional targets need these (add a library / CLI / configure dependency to
 # PKGS above):
 TEST_PKGS="libgtest-dev libgmock-dev libbenchmark-dev"
+TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev"  # libFuzzer targets (scripts/fuzz.sh, VTX_FUZZ)
 TEST_PKGS="$TEST_PKGS pybind11-dev python3-dev python3-numpy python3-pil python3-pytest python3-dask python3-distributed python3-setuptools python3-wheel python3-pip python3-venv"  # Python module (tools/python)
 [ "${1:-}" = "--core" ] || PKGS="$PKGS $TEST_PKGS"
 missing=()

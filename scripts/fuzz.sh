@@ -20,6 +20,7 @@ SECS=60
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then SECS="$1"; shift; fi
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors config processor jpeg png webp bmp)
+bash "$ROOT/scripts/deps.sh"
 [ -d "$SHARED/golden" ] || { echo "fuzz.sh: $SHARED/golden not found (set VTX_SHARED_DIR)" >&2; exit 1; }
 
 LAUNCHER=()

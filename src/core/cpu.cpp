@@ -1,5 +1,9 @@
 #include "core/cpu.hpp"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <cstdlib>
 #include <cstring>
 
@@ -12,7 +16,10 @@ const CpuFeatures& cpu_features() {
     __builtin_cpu_init();
     c.avx2 = __builtin_cpu_supports("avx2");
     c.fma = __builtin_cpu_supports("fma");
-    c.f16c = __builtin_cpu_supports("f16c");
+    {  // CPUID.1:ECX bit 29 (clang 14's __builtin_cpu_supports does not know "f16c")
+      unsigned a = 0, b = 0, cx = 0, d = 0;
+      c.f16c = __get_cpuid(1, &a, &b, &cx, &d) && (cx & (1u << 29)) != 0;
+    }
     c.avx512f = __builtin_cpu_supports("avx512f");
     c.avx512vl = __builtin_cpu_supports("avx512vl");
     c.avx512bw = __builtin_cpu_supports("avx512bw");

@@ -104,6 +104,21 @@ DepthNeckConfig DepthNeckConfig::from_json(const nlohmann::json& j, const std::s
     throw Error(where + ": invalid depth config (" + e.what() + ")");
   }
   if (c.neck_hidden_sizes.empty()) throw Error(where + ": neck_hidden_sizes is empty");
+  // Sanity bounds (issue 16): the sizes are checked against the checkpoint's shapes before use, but they must
+  // not overflow the products computed from them first.
+  constexpr int64_t kMaxWidth = 1 << 16;
+  auto bounded = [&](const char* key, int64_t v) {
+    if (v > kMaxWidth) throw Error(where + ": " + key + " = " + std::to_string(v) + " is out of range (at most 65536)");
+  };
+  if (c.neck_hidden_sizes.size() > 64) throw Error(where + ": neck_hidden_sizes has more than 64 stages");
+  for (int64_t v : c.neck_hidden_sizes) bounded("neck_hidden_sizes", v);
+  bounded("fusion_hidden_size", c.fusion_hidden_size);
+  bounded("head_hidden_size", c.head_hidden_size);
+  bounded("backbone hidden_size", c.backbone_hidden);
+  bounded("patch_size", c.patch_size);
+  for (double f : c.reassemble_factors)
+    if (!(f >= 1.0 / 64 && f <= 64)) throw Error(where + ": reassemble factor " + std::to_string(f) + " is out of range [1/64, 64]");
+  if (!std::isfinite(c.max_depth) || c.max_depth <= 0) throw Error(where + ": max_depth must be a positive finite number");
   if (c.neck_hidden_sizes.size() != c.reassemble_factors.size())
     throw Error(where + ": neck_hidden_sizes and reassemble_factors differ in length");
   for (int64_t v : c.neck_hidden_sizes)
