@@ -39,16 +39,27 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(f);
 }
 
-GoldenCase load_case(const std::string& name) {
+GoldenCase load_case(const std::string& name) { return load_case_in(golden_dir(), name); }
+
+std::string golden_beit_dpt_dir() {
+  const std::string d = shared_dir() + "/golden-beit-dpt";
+  if (!fs::is_directory(d)) {
+    ADD_FAILURE() << "golden data not found: " << d;
+    throw std::runtime_error("golden-beit-dpt not found at " + d);
+  }
+  return d;
+}
+
+GoldenCase load_case_in(const std::string& g, const std::string& name) {
   GoldenCase c;
   c.name = name;
-  std::string g = golden_dir();
+  c.dir = g;
   c.spec = read_json(g + "/cases/" + name + ".json");
   c.tensors = io::load_safetensors(g + "/" + c.spec["tensors"].get<std::string>());
   return c;
 }
 
-std::string GoldenCase::model_dir() const { return golden_dir() + "/" + spec["model"].get<std::string>(); }
+std::string GoldenCase::model_dir() const { return dir + "/" + spec["model"].get<std::string>(); }
 
 double GoldenCase::atol(const std::string& tensor) const {
   const auto& t = spec["tolerance"];

@@ -17,12 +17,16 @@ nlohmann::json read_json(const std::string& path);
 
 struct GoldenCase {
   std::string name;
+  std::string dir;                        // the suite folder (golden_dir() or golden_beit_dpt_dir())
   nlohmann::json spec;                   // cases/<name>.json
   std::map<std::string, Tensor> tensors;  // cases/<name>.safetensors (as stored)
   std::string model_dir() const;          // absolute path of spec["model"]
   double atol(const std::string& tensor) const;
 };
 GoldenCase load_case(const std::string& name);
+// The BEiT / DiT / DPT-segmentation / DPTModel / DPT-Hybrid suite (shared/golden-beit-dpt).
+std::string golden_beit_dpt_dir();
+GoldenCase load_case_in(const std::string& suite_dir, const std::string& name);
 
 struct Diff {
   double max_abs = 0;

@@ -55,6 +55,11 @@ class VTX_API Pipeline {
   // ForwardOptions unchanged (no interpolate_pos_encoding unless asked): the processor resizes to the size the
   // model was trained at, and DINOv2-family models always interpolate their position embeddings.
   ModelOutput forward(const std::vector<Image>& images, const ForwardOptions& opt = {});
+  // --- semantic segmentation (issue 14) ---
+  // image-segmentation (semantic) for DPTForSemanticSegmentation: one I64 [height, width] label map per image
+  // at the image's own size (post_process_semantic_segmentation below).
+  std::vector<Tensor> segment(const std::vector<Image>& images);
+  // --- end semantic segmentation ---
 
  private:
   std::shared_ptr<const Model> model_;
@@ -104,5 +109,15 @@ using ImageBatchFn = std::function<void(const std::vector<std::string>& paths, c
 VTX_API std::vector<ImageFailure> for_each_image_batch(const std::vector<std::string>& paths, int batch_size,
                                                        const ImageLoadOptions& opt, const ImageBatchFn& fn,
                                                        const std::function<void(size_t, size_t)>& progress = {});
+
+// --- semantic segmentation (issue 14) ---
+// DPTImageProcessor.post_process_semantic_segmentation(outputs, target_sizes=[(height, width)]) for image `index`
+// of the batch: logits [B, C, h, w] bilinearly resized (torch, align_corners=False, no antialias) to
+// [height, width], then the argmax over the C classes (the first maximum wins). Returns I64 [height, width]
+// class ids; `resized_logits`, when given, receives the resized F32 [C, height, width].
+// height = width = 0: no resize (transformers' target_sizes=None). Throws vtx::Error on bad shapes / sizes.
+VTX_API Tensor post_process_semantic_segmentation(const Tensor& logits, int64_t index, int64_t height, int64_t width,
+                                                 Tensor* resized_logits = nullptr);
+// --- end semantic segmentation ---
 
 }  // namespace vtx

@@ -7,6 +7,7 @@
 
 #include "kernels/interp.hpp"
 #include "models/dinov2.hpp"
+#include "models/dpt_vit.hpp"
 #include "models/registry.hpp"
 #include "models/vision_transformer.hpp"
 #include "vtx/pipeline.hpp"
@@ -38,12 +39,25 @@ class DepthModel final : public Model {
     const std::string cpath = dir + "/config.json";
     Config c{j, cpath};
     const std::string type = c.s("model_type", "");
-    neck_cfg_ = DepthNeckConfig::from_json(j, cpath);
+    std::string arch = architecture_of(c);
+    if (arch.empty()) arch = type == "dpt" ? "DPTForDepthEstimation" : "DepthAnythingForDepthEstimation";
+    const bool ok = arch == "DepthAnythingForDepthEstimation" ? type == "depth_anything"
+                    : (arch == "DPTForDepthEstimation" || arch == "DPTForSemanticSegmentation" || arch == "DPTModel") &&
+                          type == "dpt";
+    if (!ok) throw Error(cpath + ": unsupported architecture \"" + arch + "\" for model_type " + type);
+    Task task = Task::DepthEstimation;
+    if (arch == "DPTForSemanticSegmentation") task = Task::SemanticSegmentation;
+    if (arch == "DPTModel") task = Task::Features;
+    const bool hybrid = type == "dpt" && c.b("is_hybrid", false);
     const bool has_bc = j.contains("backbone_config") && j["backbone_config"].is_object();
     if (type == "depth_anything" && !has_bc) throw Error(cpath + ": depth_anything needs a backbone_config");
     if (type == "depth_anything" && c.b("use_timm_backbone", false))
       throw Error(cpath + ": timm backbones are not supported");
-    if (has_bc) {
+    // transformers: a Dinov2 backbone_config only replaces DPT's own ViT in DPTForDepthEstimation (non-hybrid);
+    // DPTModel and DPTForSemanticSegmentation always build DPT's ViT (hybrid: BiT embeddings).
+    const bool dino = has_bc && !hybrid && (type == "depth_anything" || task == Task::DepthEstimation);
+    if (task != Task::Features) neck_cfg_ = DepthNeckConfig::from_json(j, cpath);
+    if (dino) {
       Config bc{dinov2_backbone_config(j["backbone_config"]), cpath + " (backbone_config)"};
       const std::string bt = bc.s("model_type", "");
       if (bt != "dinov2")
@@ -61,42 +75,57 @@ class DepthModel final : public Model {
         throw Error(cpath + ": reassemble_hidden_size differs from backbone_config.hidden_size");
       bcfg_ = bc;
     } else {
-      // DPTModel: ViT embeddings with bilinear position resize, ViT encoder, final LayerNorm.
-      EncoderConfig ec = encoder_config(c, false);
-      EmbeddingConfig emb;
-      emb.D = ec.D;
-      emb.C = c.i("num_channels", 3);
-      emb.patch = patch_ = c.i("patch_size", 16);
-      emb.image_size = c.i("image_size", 384);
-      emb.interp = PosInterp::Bilinear;
-      emb.always_interpolate = true;
-      vit_ = std::make_unique<VisionTransformer>(vb.pp("dpt"), emb, ec, LayerKeys::vit(), "layernorm");
-      std::vector<int64_t> idx = {2, 5, 8, 11};
-      if (j.contains("backbone_out_indices") && !j["backbone_out_indices"].is_null()) {
-        if (!j["backbone_out_indices"].is_array()) throw Error(cpath + ": backbone_out_indices must be a list");
-        idx.clear();
-        for (const auto& v : j["backbone_out_indices"]) {
-          if (!v.is_number_integer()) throw Error(cpath + ": backbone_out_indices must be integers");
-          idx.push_back(v.get<int64_t>());
+      // DPT's own ViT (DPTModel): bilinear position resize, ViT encoder, final LayerNorm (+ pooler).
+      const Loader base = task == Task::Features ? base_scope(vb, "dpt") : vb.pp("dpt");
+      vit_ = std::make_unique<DptVit>(c, base, task == Task::Features);
+      patch_ = vit_->patch_size();
+      bcfg_ = c;
+      if (task != Task::Features) {
+        const int64_t L = vit_->encoder_config().layers;
+        std::vector<int64_t> idx = {2, 5, 8, 11};
+        if (j.contains("backbone_out_indices") && !j["backbone_out_indices"].is_null()) {
+          if (!j["backbone_out_indices"].is_array()) throw Error(cpath + ": backbone_out_indices must be a list");
+          idx.clear();
+          for (const auto& v : j["backbone_out_indices"]) {
+            if (!v.is_number_integer()) throw Error(cpath + ": backbone_out_indices must be integers");
+            idx.push_back(v.get<int64_t>());
+          }
+        }
+        // Hybrid: the first two neck inputs are the BiT stage1/stage2 maps, the rest come from
+        // backbone_out_indices[2:] (HF ignores the first two entries).
+        const size_t skip = hybrid ? 2 : 0;
+        if (idx.size() < skip) throw Error(cpath + ": backbone_out_indices needs at least 2 entries with is_hybrid");
+        std::vector<int64_t> used(idx.begin() + static_cast<std::ptrdiff_t>(skip), idx.end());
+        for (int64_t i : used)
+          if (i < 0 || i >= L)
+            throw Error(cpath + ": backbone_out_indices entry " + std::to_string(i) + " out of range for " +
+                        std::to_string(L) + " layers");
+        // HF keeps hidden_states[1:][i] for i in backbone_out_indices, in layer order.
+        for (int64_t l = 0; l < L; ++l)
+          if (std::find(used.begin(), used.end(), l) != used.end()) out_layers_.push_back(l + 1);
+        const int64_t n_in = static_cast<int64_t>(skip + out_layers_.size());
+        if (n_in != neck_cfg_.num_stages())
+          throw Error(cpath + ": backbone_out_indices select " + std::to_string(n_in) + " neck inputs but the neck has " +
+                      std::to_string(neck_cfg_.num_stages()) + " stages");
+        if (vit_->encoder_config().D != neck_cfg_.backbone_hidden) throw Error(cpath + ": hidden_size mismatch");
+        if (hybrid) {
+          const std::vector<int64_t> ch = vit_->bit()->channels();
+          for (size_t s = 0; s < 2; ++s)
+            if (neck_cfg_.neck_hidden_sizes[s] != ch[s])
+              throw Error(cpath + ": neck_hidden_sizes[" + std::to_string(s) + "] = " +
+                          std::to_string(neck_cfg_.neck_hidden_sizes[s]) + " must equal the BiT stage" +
+                          std::to_string(s + 1) + " width " + std::to_string(ch[s]) + " (is_hybrid)");
         }
       }
-      for (int64_t i : idx)
-        if (i < 0 || i >= ec.layers) throw Error(cpath + ": backbone_out_indices entry out of range");
-      // HF keeps hidden_states[1:][i] for i in backbone_out_indices, in layer order.
-      for (int64_t l = 0; l < ec.layers; ++l)
-        if (std::find(idx.begin(), idx.end(), l) != idx.end()) out_layers_.push_back(l + 1);
-      if (static_cast<int64_t>(out_layers_.size()) != neck_cfg_.num_stages())
-        throw Error(cpath + ": backbone_out_indices select " + std::to_string(out_layers_.size()) +
-                    " layers but the neck has " + std::to_string(neck_cfg_.num_stages()) + " stages");
-      if (ec.D != neck_cfg_.backbone_hidden) throw Error(cpath + ": hidden_size mismatch");
-      bcfg_ = c;
     }
-    neck_ = DepthNeckHead(neck_cfg_, vb);
-    std::string arch = architecture_of(c);
-    if (arch.empty()) arch = type == "dpt" ? "DPTForDepthEstimation" : "DepthAnythingForDepthEstimation";
-    if (arch != "DPTForDepthEstimation" && arch != "DepthAnythingForDepthEstimation")
-      throw Error(cpath + ": unsupported architecture \"" + arch + "\" for model_type " + type);
-    info_ = common_info(c, vb.store(), arch, Task::DepthEstimation);
+    info_ = common_info(c, vb.store(), arch, task);
+    if (task == Task::SemanticSegmentation) {
+      neck_cfg_.head = DepthNeckConfig::Head::Segmentation;
+      neck_cfg_.num_labels = static_cast<int64_t>(info_.id2label.size());
+      if (neck_cfg_.num_labels == 0) neck_cfg_.num_labels = c.i("num_labels", 2);
+      neck_cfg_.auxiliary_head = c.b("use_auxiliary_head", true);
+    }
+    if (task != Task::Features) neck_ = DepthNeckHead(neck_cfg_, vb);
     info_.hidden_size = bcfg_.i("hidden_size", 0);
     info_.num_layers = bcfg_.i("num_hidden_layers", 0);
     info_.num_heads = bcfg_.i("num_attention_heads", 0);
@@ -106,6 +135,12 @@ class DepthModel final : public Model {
     if (dino_) info_.out_features = dino_->out_features();
     info_.metric_depth = neck_cfg_.metric;
     info_.max_depth = neck_cfg_.max_depth;
+    info_.metric_depth = neck_cfg_.metric;
+    info_.max_depth = neck_cfg_.max_depth;
+    if (vit_) info_.mlp_hidden_size = vit_->mlp_hidden();
+    if (vit_ && vit_->hybrid())  // DPT-Hybrid: the BiT backbone's out_features
+      for (int64_t st : vit_->bit()->config().out_stages) info_.out_features.push_back("stage" + std::to_string(st));
+    task_ = task;
   }
 
   ModelOutput run_timed(Workspace& wsp, const Tensor& pv, const ForwardOptions& opt, DepthTiming* timing) const {
@@ -128,13 +163,27 @@ class DepthModel final : public Model {
       ph = t.grid_h;
       pw = t.grid_w;
     } else {
-      TrunkOutput t = vit_->forward(pv, o, wsp, er, true);
-      if (t.grid_h != t.grid_w)
+      DptVit::Output v = vit_->forward(pv, o, wsp, er);
+      out.last_hidden_state = v.t.last_hidden_state;
+      out.pooler_output = v.pooler_output;
+      if (vit_->hybrid() && opt.output_hidden_states) {
+        out.extra["backbone.embeddings"] = v.backbone.stem;
+        for (size_t i = 0; i < v.backbone.stages.size(); ++i)
+          out.extra["backbone.feature_maps." + std::to_string(i)] = v.backbone.stages[i];
+      }
+      if (task_ == Task::Features) {
+        if (opt.output_hidden_states) out.hidden_states = std::move(er.hidden_states);
+        out.attentions = std::move(er.attentions);
+        return out;
+      }
+      // The neck infers its grid as sqrt(N) (transformers passes no patch grid): square grids only.
+      if (v.t.grid_h != v.t.grid_w)
         throw Error("pixel_values: DPT-ViT infers its patch grid as sqrt(N) and needs a square grid, got " +
-                    std::to_string(t.grid_h) + "x" + std::to_string(t.grid_w) + " patches");
+                    std::to_string(v.t.grid_h) + "x" + std::to_string(v.t.grid_w) + " patches");
+      if (vit_->hybrid())
+        for (size_t i = 0; i < 2; ++i) out.feature_maps.push_back(v.backbone.feature_maps.at(i));
       for (int64_t l : out_layers_) out.feature_maps.push_back(er.hidden_states.at(static_cast<size_t>(l)));
-      out.last_hidden_state = t.last_hidden_state;
-      ph = pw = t.grid_h;
+      ph = pw = v.t.grid_h;
     }
     if (opt.output_hidden_states) out.hidden_states = std::move(er.hidden_states);
     out.attentions = std::move(er.attentions);
@@ -144,6 +193,9 @@ class DepthModel final : public Model {
     DepthNeckOutput n = neck_.forward(out.feature_maps, ph, pw, wsp, opt.output_hidden_states,
                                       timing ? &timing->neck_ms : nullptr, timing ? &timing->head_ms : nullptr);
     out.predicted_depth = n.predicted_depth;
+    out.logits = n.logits;
+    // transformers 4.48.3 computes the auxiliary head but does not return it; vtx does (golden name).
+    if (!n.auxiliary_logits.empty()) out.extra["auxiliary_logits"] = n.auxiliary_logits;
     for (size_t i = 0; i < n.reassemble.size(); ++i) out.extra["neck.reassemble." + std::to_string(i)] = n.reassemble[i];
     for (size_t i = 0; i < n.fusion.size(); ++i) out.extra["neck.fusion." + std::to_string(i)] = n.fusion[i];
     return out;
@@ -158,8 +210,9 @@ class DepthModel final : public Model {
   DepthNeckConfig neck_cfg_;
   Config bcfg_;
   std::unique_ptr<Dinov2> dino_;
-  std::unique_ptr<VisionTransformer> vit_;
+  std::unique_ptr<DptVit> vit_;
   std::vector<int64_t> out_layers_;  // DPT-ViT: indices into hidden_states (1 = after layer 0)
+  Task task_ = Task::DepthEstimation;
   int64_t patch_ = 0;
   DepthNeckHead neck_;
 };
@@ -169,7 +222,8 @@ class DepthModel final : public Model {
 ModelOutput depth_forward_timed(Session& session, const Tensor& pixel_values, DepthTiming& timing,
                                 const ForwardOptions& opt) {
   const auto* m = dynamic_cast<const DepthModel*>(&session.model());
-  if (!m) throw Error("depth_forward_timed: not a depth model (" + session.model().info().model_type + ")");
+  if (!m || m->info().task != Task::DepthEstimation)
+    throw Error("depth_forward_timed: not a depth model (" + session.model().info().model_type + ")");
   return m->run_timed(SessionAccess::workspace(session), pixel_values, opt, &timing);
 }
 

@@ -77,7 +77,7 @@ DepthNeckConfig DepthNeckConfig::from_json(const nlohmann::json& j, const std::s
       c.backbone_hidden = hidden;
     } else if (mt == "dpt") {
       c.kind = Kind::Dpt;
-      if (jget<bool>(j, "is_hybrid", false)) throw Error(where + ": hybrid DPT (is_hybrid=true) is not supported");
+      const bool hybrid = jget<bool>(j, "is_hybrid", false);
       c.neck_hidden_sizes = jget<std::vector<int64_t>>(j, "neck_hidden_sizes", {96, 192, 384, 768});
       c.reassemble_factors = jget<std::vector<double>>(j, "reassemble_factors", {4, 2, 1, 0.5});
       c.fusion_hidden_size = jget<int64_t>(j, "fusion_hidden_size", 256);
@@ -93,8 +93,14 @@ DepthNeckConfig DepthNeckConfig::from_json(const nlohmann::json& j, const std::s
       auto ub = j.find("use_bias_in_fusion_residual");
       c.fusion_bias = (ub == j.end() || ub->is_null()) ? !c.fusion_batch_norm : ub->get<bool>();
       const auto ignore = jget<std::vector<int64_t>>(j, "neck_ignore_stages", {});
-      if (!ignore.empty()) throw Error(where + ": neck_ignore_stages is only used by hybrid DPT (not supported)");
-      int64_t hidden = !bc.is_null() ? jget<int64_t>(bc, "hidden_size", 0) : jget<int64_t>(j, "hidden_size", 768);
+      // DPT-Hybrid: reassemble layers 0 and 1 are the identity and the BiT maps skip them (neck_ignore_stages
+      // [0, 1]); any other combination crashes in transformers, so it is refused here.
+      if (hybrid && ignore != std::vector<int64_t>{0, 1})
+        throw Error(where + ": is_hybrid needs neck_ignore_stages [0, 1] (the BiT maps feed reassemble stages 0 and 1)");
+      if (!hybrid && !ignore.empty()) throw Error(where + ": neck_ignore_stages is only used by hybrid DPT (is_hybrid)");
+      c.ignore_stages = ignore;
+      // The ViT token width: hybrid DPT and DPT's own ViT use hidden_size (a backbone_config is the BiT then).
+      int64_t hidden = (!bc.is_null() && !hybrid) ? jget<int64_t>(bc, "hidden_size", 0) : jget<int64_t>(j, "hidden_size", 768);
       if (hidden == 0) throw Error(where + ": backbone_config has no hidden_size");
       c.backbone_hidden = hidden;
     } else {
@@ -130,9 +136,15 @@ DepthNeckConfig DepthNeckConfig::from_json(const nlohmann::json& j, const std::s
   if (c.fusion_hidden_size < 2) throw Error(where + ": fusion_hidden_size must be >= 2");
   const int64_t S = c.num_stages();
   if (c.head_in_index < -S || c.head_in_index >= S) throw Error(where + ": head_in_index out of range");
+  for (int64_t i : c.ignore_stages)
+    if (i < 0 || i >= S) throw Error(where + ": neck_ignore_stages entry " + std::to_string(i) + " out of range");
   if (c.kind == Kind::DepthAnything && (c.head_hidden_size <= 0 || c.patch_size <= 0))
     throw Error(where + ": head_hidden_size and patch_size must be positive");
   return c;
+}
+
+bool DepthNeckConfig::ignored(int64_t stage) const {
+  return std::find(ignore_stages.begin(), ignore_stages.end(), stage) != ignore_stages.end();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -168,6 +180,7 @@ DepthNeckHead::DepthNeckHead(const DepthNeckConfig& cfg, const Loader& ws) : cfg
   const int64_t S = cfg.num_stages(), C = cfg.backbone_hidden, F = cfg.fusion_hidden_size;
   reassemble_.resize(static_cast<size_t>(S));
   for (int64_t i = 0; i < S; ++i) {
+    if (cfg.ignored(i)) continue;  // identity: the input is already a map
     Reassemble& r = reassemble_[i];
     const int64_t ch = cfg.neck_hidden_sizes[i];
     const double f = cfg.reassemble_factors[i];
@@ -216,7 +229,17 @@ DepthNeckHead::DepthNeckHead(const DepthNeckConfig& cfg, const Loader& ws) : cfg
     l.res2.conv2 = load_conv_bn(ws, p + "residual_layer2.convolution2", p + "residual_layer2.batch_norm2", F,
                                 cfg.fusion_bias, cfg.fusion_batch_norm);
   }
-  if (cfg.kind == DepthNeckConfig::Kind::DepthAnything) {
+  if (cfg.head == DepthNeckConfig::Head::Segmentation) {
+    // DPTSemanticSegmentationHead: head.0 conv3x3 (no bias), head.1 BatchNorm, ReLU, dropout, head.4 conv1x1,
+    // bilinear x2; DPTAuxiliaryHead the same without the upsampling.
+    if (cfg.num_labels <= 0) throw Error(ws.config_path() + ": the segmentation head needs num_labels > 0 (id2label)");
+    seg_conv_ = load_conv_bn(ws, "head.head.0", "head.head.1", F, false, true);
+    seg_cls_ = load_conv2d(ws, "head.head.4", cfg.num_labels, F, 1, 1, 0, true);
+    if (cfg.auxiliary_head) {
+      aux_conv_ = load_conv_bn(ws, "auxiliary_head.head.0", "auxiliary_head.head.1", F, false, true);
+      aux_cls_ = load_conv2d(ws, "auxiliary_head.head.4", cfg.num_labels, F, 1, 1, 0, true);
+    }
+  } else if (cfg.kind == DepthNeckConfig::Kind::DepthAnything) {
     head1_ = load_conv2d(ws, "head.conv1", F / 2, F, 3, 1, 1, true);
     head2_ = load_conv2d(ws, "head.conv2", cfg.head_hidden_size, F / 2, 3, 1, 1, true);
     head3_ = load_conv2d(ws, "head.conv3", 1, cfg.head_hidden_size, 1, 1, 0, true);
@@ -308,6 +331,15 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 DepthNeckHead::Map DepthNeckHead::reassemble(int64_t i, const Tensor& h, int64_t ph, int64_t pw,
                                              Workspace& wsp) const {
   const int64_t C = cfg_.backbone_hidden, N = ph * pw;
+  if (cfg_.ignored(i)) {  // DPT-Hybrid BiT map: identity
+    const int64_t ch = cfg_.neck_hidden_sizes[i];
+    if (h.dtype() != DType::F32 || h.ndim() != 4 || h.dim(1) != ch)
+      throw Error("depth neck: feature map " + std::to_string(i) + " has shape " + h.shape_str() + ", expected [B, " +
+                  std::to_string(ch) + ", h, w] (F32)");
+    Map y = view<Map>(wsp, stage_buffer("reassemble_in", i), h.dim(0), ch, h.dim(2), h.dim(3));
+    std::copy(h.data<float>(), h.data<float>() + h.numel(), y.p);
+    return y;
+  }
   if (h.dtype() != DType::F32 || h.ndim() != 3 || h.dim(1) != 1 + N || h.dim(2) != C)
     throw Error("depth neck: feature map " + std::to_string(i) + " has shape " + h.shape_str() + ", expected [B, " +
                 std::to_string(1 + N) + ", " + std::to_string(C) + "] (F32) for a " + std::to_string(ph) + "x" +
@@ -429,6 +461,25 @@ Tensor DepthNeckHead::head(const Map& in, int64_t ph, int64_t pw, Workspace& wsp
   return d;
 }
 
+Tensor DepthNeckHead::segmentation_head(const Conv2d& conv, const Conv2d& cls, const Map& x, bool upsample,
+                                        Workspace& wsp) const {
+  const int64_t B = x.B, L = cls.geom().cout;
+  Map a = view<Map>(wsp, kHeadA, B, conv.geom().cout, x.H, x.W);
+  conv_act(conv, x, a, Act::Relu);  // BatchNorm folded into the conv
+  if (!upsample) {
+    Tensor out({B, L, x.H, x.W}, DType::F32);
+    Map o{out.data<float>(), B, L, x.H, x.W};
+    conv_into(cls, a, o);
+    return out;
+  }
+  Map b = view<Map>(wsp, kHeadB, B, L, x.H, x.W);
+  conv_into(cls, a, b);
+  Tensor out({B, L, 2 * x.H, 2 * x.W}, DType::F32);
+  Map o{out.data<float>(), B, L, 2 * x.H, 2 * x.W};
+  resize_into(b, o, true);
+  return out;
+}
+
 DepthNeckOutput DepthNeckHead::forward(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw, Workspace& wsp,
                                        bool keep, double* neck_ms, double* head_ms) const {
   const auto t0 = std::chrono::steady_clock::now();
@@ -437,8 +488,9 @@ DepthNeckOutput DepthNeckHead::forward(const std::vector<Tensor>& hidden, int64_
     throw Error("depth neck: expected " + std::to_string(S) + " feature maps, got " + std::to_string(hidden.size()));
   if (ph <= 0 || pw <= 0) throw Error("depth neck: invalid patch grid");
   for (int64_t i = 0; i < S; ++i)
-    if (hidden[i].ndim() != 3 || hidden[i].dim(0) != hidden[0].dim(0))
-      throw Error("depth neck: feature maps must be [B, T, C] with one batch size, got " + hidden[i].shape_str());
+    if (hidden[i].ndim() != (cfg_.ignored(i) ? 4 : 3) || hidden[i].dim(0) != hidden[0].dim(0))
+      throw Error("depth neck: feature maps must be [B, T, C] ([B, C, h, w] for ignored stages) with one batch size, got " +
+                  hidden[i].shape_str());
   DepthNeckOutput out;
   // Reassemble (+ neck.convs).
   std::vector<Map> feats;
@@ -468,7 +520,12 @@ DepthNeckOutput DepthNeckHead::forward(const std::vector<Tensor>& hidden, int64_
   if (neck_ms) *neck_ms = ms_since(t0);
   const auto t1 = std::chrono::steady_clock::now();
   const int64_t hi = cfg_.head_in_index < 0 ? S + cfg_.head_in_index : cfg_.head_in_index;
-  out.predicted_depth = head(fused.at(static_cast<size_t>(hi)), ph, pw, wsp);
+  if (cfg_.head == DepthNeckConfig::Head::Segmentation) {
+    out.logits = segmentation_head(seg_conv_, seg_cls_, fused.at(static_cast<size_t>(hi)), true, wsp);
+    if (cfg_.auxiliary_head) out.auxiliary_logits = segmentation_head(aux_conv_, aux_cls_, fused.back(), false, wsp);
+  } else {
+    out.predicted_depth = head(fused.at(static_cast<size_t>(hi)), ph, pw, wsp);
+  }
   if (head_ms) *head_ms = ms_since(t1);
   return out;
 }

@@ -33,6 +33,16 @@ struct DepthNeckConfig {
   bool fusion_batch_norm = false;              // use_batch_norm_in_fusion_residual (folded into the convs)
   bool fusion_bias = true;                     // use_bias_in_fusion_residual (resolved)
   int64_t head_in_index = -1;
+  // DPT-Hybrid: stages whose input is already a [B, neck_hidden_sizes[i], h, w] map (the BiT stage outputs);
+  // their reassemble layer is the identity (neck_ignore_stages).
+  std::vector<int64_t> ignore_stages;
+  // Which head follows the neck: the depth head (DPTForDepthEstimation / Depth Anything) or the segmentation
+  // head + optional auxiliary head (DPTForSemanticSegmentation). Set by the model after from_json.
+  enum class Head { Depth, Segmentation };
+  Head head = Head::Depth;
+  int64_t num_labels = 0;       // segmentation
+  bool auxiliary_head = false;  // segmentation: use_auxiliary_head
+  bool ignored(int64_t stage) const;
   // DPT head
   bool add_projection = false;
   // Depth Anything head
@@ -50,7 +60,9 @@ struct DepthNeckConfig {
 struct DepthNeckOutput {
   std::vector<Tensor> reassemble;  // [B, neck_hidden_sizes[i], h_i, w_i]            (only with keep_intermediates)
   std::vector<Tensor> fusion;      // [B, fusion_hidden_size, ...], deepest stage first (only with keep_intermediates)
-  Tensor predicted_depth;          // [B, H', W']
+  Tensor predicted_depth;          // [B, H', W']              (depth head)
+  Tensor logits;                   // [B, num_labels, 2h, 2w]   (segmentation head, h x w = the head's fused map)
+  Tensor auxiliary_logits;         // [B, num_labels, h', w']   (auxiliary head on the last fused map)
 };
 
 class DepthNeckHead {
@@ -60,7 +72,8 @@ class DepthNeckHead {
 
   const DepthNeckConfig& config() const { return cfg_; }
 
-  // hidden[i]: [B, 1 + ph*pw, backbone_hidden] token maps (cls first, patches row-major), one per stage.
+  // hidden[i]: [B, 1 + ph*pw, backbone_hidden] token maps (cls first, patches row-major), one per stage
+  // ([B, neck_hidden_sizes[i], h, w] maps for the ignored stages of DPT-Hybrid).
   // Activations live in `wsp` (buffers "neck.*" and "head.*"), so a reused workspace allocates nothing after the first
   // call at a given size. neck_ms / head_ms (optional) receive the wall time of the two parts.
   DepthNeckOutput forward(const std::vector<Tensor>& hidden, int64_t ph, int64_t pw, Workspace& wsp,
@@ -94,6 +107,9 @@ class DepthNeckHead {
   void fusion_layer(const FusionLayer& l, const Map& hidden, const Map* residual, const Map& out,
                     Workspace& wsp) const;
   Tensor head(const Map& x, int64_t ph, int64_t pw, Workspace& wsp) const;
+  // conv3x3 (+ folded BatchNorm) -> ReLU -> conv1x1 [-> bilinear x2, align_corners=True when upsample].
+  Tensor segmentation_head(const kernels::Conv2d& conv, const kernels::Conv2d& cls, const Map& x, bool upsample,
+                           Workspace& wsp) const;
 
   DepthNeckConfig cfg_;
   std::vector<Reassemble> reassemble_;
@@ -102,6 +118,7 @@ class DepthNeckHead {
   // heads
   kernels::Conv2d head_projection_;  // DPT add_projection
   kernels::Conv2d head1_, head2_, head3_;
+  kernels::Conv2d seg_conv_, seg_cls_, aux_conv_, aux_cls_;  // segmentation (+ auxiliary) head
 };
 
 // Conv helpers shared by the depth models: conv(prefix + ".weight" [cout, cin, k, k], prefix + ".bias" [cout]).

@@ -358,7 +358,10 @@ void report_unused_tensors(io::WeightStore::Usage& ws, const std::string& archit
   for (auto& k : ws.unused())
     // Parameters the transformers module has but never uses in forward (DPT's first fusion layer gets no
     // residual, so its residual_layer1 is dead): part of the architecture, not a disagreement.
-    if (k.rfind("neck.fusion_stage.layers.0.residual_layer1.", 0) != 0) unused.push_back(std::move(k));
+    // BatchNorm's num_batches_tracked only counts training steps.
+    if (k.rfind("neck.fusion_stage.layers.0.residual_layer1.", 0) != 0 &&
+        !(k.size() > 20 && k.compare(k.size() - 20, 20, ".num_batches_tracked") == 0))
+      unused.push_back(std::move(k));
   if (unused.empty()) return;
   std::string list;
   for (size_t i = 0; i < unused.size() && i < 10; ++i) list += (i ? ", " : "") + unused[i];
@@ -392,6 +395,8 @@ ModelInfo common_info(const Config& c, const io::WeightStore& ws, const std::str
   m.num_parameters = ws.num_parameters();
   m.dtype_counts = ws.dtype_counts();
   if (task == Task::Classification) m.id2label = parse_id2label(c, num_classifier_outputs(ws));
+  // Segmentation: the head's class count is checked against id2label when the head is loaded.
+  if (task == Task::SemanticSegmentation) m.id2label = parse_id2label(c, -1);
   return m;
 }
 
