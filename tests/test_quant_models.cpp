@@ -65,18 +65,46 @@ double bound(const std::string& dtype, const std::string& output) {
   return 0.99;  // feature maps, predicted_depth
 }
 
+// Segmentation: lower bound on the share of pixels whose argmax class matches the fp32 golden's (measured).
+// dpt-vit-seg measured 0.9998 / 0.9974 / 0.9911 / 0.9308 (the label map of random stress weights is busy: 5
+// classes on a 176x286 photo, many pixels near a class boundary).
+double pixel_bound(const std::string& dtype) {
+  if (dtype == "f16") return 0.999;
+  if (dtype == "bf16") return 0.995;
+  if (dtype == "int8") return 0.985;
+  return 0.92;
+}
+
+// Bounds for the golden-beit-dpt cases (hidden 32-48: every int4 row is a single group of <= 48 weights, hence
+// lower int4 agreement than the suite above), measured worst and rounded down:
+//   int8: auxiliary_logits 0.99948, logits 0.99939 (seg), the rest >= 0.99965;
+//   int4: last_hidden_state 0.97344 (seg) / 0.98476 / 0.98481, pooler 0.98173, logits 0.97852, feature maps 0.97539,
+//         auxiliary_logits 0.96469, predicted_depth 0.98879 (hybrid).
+double bound_beit_dpt(const std::string& dtype, const std::string& output) {
+  if (dtype == "f16") return 0.99999;  // measured >= 0.9999993
+  if (dtype == "bf16") return 0.9999;  // measured >= 0.99994987
+  if (dtype == "int8") return 0.999;
+  if (output == "auxiliary_logits") return 0.96;
+  if (output == "predicted_depth") return 0.985;
+  if (output == "pooler_output") return 0.98;
+  if (output == "logits") return 0.975;
+  return 0.97;  // last_hidden_state, feature maps
+}
+
 const char* kCases[] = {"vit-cls",        "vit-f16",         "vit-bf16",         "vit-headmask",       "vit-interp",
                         "vit-mim",        "vit-pooler",      "deit-distilled",   "dinov2-518",         "dinov2-backbone",
                         "dinov2-backbone-flat", "dinov2-cls", "dinov2-features", "dinov2-mask",        "dinov2-rect",
                         "dinov2-swiglu",  "reg-backbone",    "reg-cls",          "reg-features",       "reg-rect",
                         "depth-anything", "depth-anything-metric", "dpt-dinov2", "dpt-dinov2-proj",    "dpt-vit"};
+// Cases of shared/golden-beit-dpt.
+const char* kBeitDptCases[] = {"dpt-model", "dpt-vit-seg", "dpt-hybrid"};
 
 // The outputs whose agreement is bounded: the final representation and the task head.
 std::vector<std::string> bounded_outputs(const ModelOutput& o) {
   std::vector<std::string> r;
   for (const auto& [k, v] : o.named())
     if (k == "last_hidden_state" || k == "logits" || k == "predicted_depth" || k == "reconstruction" ||
-        k == "pooler_output" || k.rfind("feature_maps.", 0) == 0)
+        k == "pooler_output" || k == "auxiliary_logits" || k.rfind("feature_maps.", 0) == 0)
       r.push_back(k);
   return r;
 }
@@ -84,8 +112,12 @@ std::vector<std::string> bounded_outputs(const ModelOutput& o) {
 TEST(QuantGolden, AgreementWithFp32Golden) {
   std::printf("%-22s %-6s %-20s %12s %s\n", "case", "dtype", "output", "cosine", "top-1");
   std::map<std::string, double> worst;
-  for (const char* name : kCases) {
-    GoldenCase c = load_case(name);
+  std::vector<std::pair<bool, std::string>> cases;  // (golden-beit-dpt?, name)
+  for (const char* name : kCases) cases.emplace_back(false, name);
+  for (const char* name : kBeitDptCases) cases.emplace_back(true, name);
+  for (const auto& [new_suite, case_name] : cases) {
+    const char* name = case_name.c_str();
+    GoldenCase c = new_suite ? load_case_in(golden_beit_dpt_dir(), name) : load_case(name);
     ForwardOptions opt = case_options(c);
     opt.output_attentions = false;  // only the bounded outputs are compared
     opt.output_hidden_states = false;
@@ -101,13 +133,31 @@ TEST(QuantGolden, AgreementWithFp32Golden) {
         if (!c.tensors.count(k)) continue;
         const double cs = cosine(got[k], c.tensors.at(k));
         std::string top1;
-        if (k == "logits") {
+        if (k == "logits" && got[k].ndim() == 4) {  // segmentation: the share of pixels whose class is unchanged
+          const Tensor& r = c.tensors.at(k);
+          const int64_t B = r.dim(0), C = r.dim(1), P = r.dim(2) * r.dim(3);
+          int64_t same = 0;
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t i = 0; i < P; ++i) {
+              int64_t ag = 0, ar = 0;
+              for (int64_t q = 1; q < C; ++q) {
+                if (got[k].data<float>()[(b * C + q) * P + i] > got[k].data<float>()[(b * C + ag) * P + i]) ag = q;
+                if (r.data<float>()[(b * C + q) * P + i] > r.data<float>()[(b * C + ar) * P + i]) ar = q;
+              }
+              same += ag == ar;
+            }
+          const double share = static_cast<double>(same) / static_cast<double>(B * P);
+          char buf[64];
+          std::snprintf(buf, sizeof buf, "pixels %.4f", share);
+          top1 = buf;
+          EXPECT_GE(share, pixel_bound(dtype)) << name << " " << dtype << ": label map agreement";
+        } else if (k == "logits") {
           const bool same = argmax_rows(got[k]) == argmax_rows(c.tensors.at(k));
           top1 = same ? "same" : "DIFFERENT";
           EXPECT_TRUE(same) << name << " " << dtype << ": top-1 differs from the fp32 golden";
         }
         std::printf("%-22s %-6s %-20s %12.8f %s\n", name, dtype.c_str(), k.c_str(), cs, top1.c_str());
-        EXPECT_GE(cs, bound(dtype, k)) << name << " " << dtype << " " << k;
+        EXPECT_GE(cs, new_suite ? bound_beit_dpt(dtype, k) : bound(dtype, k)) << name << " " << dtype << " " << k;
         const std::string wk = dtype + " " + (k.rfind("feature_maps.", 0) == 0 ? "feature_maps" : k);
         worst[wk] = worst.count(wk) ? std::min(worst[wk], cs) : cs;
       }
