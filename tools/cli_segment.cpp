@@ -8,10 +8,7 @@
 //   <stem>.npy          the label map, int64 [height, width] (what transformers returns)
 //   <stem>_overlay.png  to look at: the image blended with one colour per class, and below it a legend of the
 //                       classes present (colour, id, id2label name, share of the pixels), largest first
-// Uses only the public API (<vtx/...>) and libpng.
-#include <png.h>
-#include <unistd.h>
-
+// Uses only the public API (<vtx/...>).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -27,6 +24,7 @@
 #include "cli.hpp"
 #include "cli_images.hpp"
 #include "cli_load_options.hpp"
+#include "vtx/io.hpp"
 #include "vtx/pipeline.hpp"
 
 namespace fs = std::filesystem;
@@ -36,73 +34,6 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Output files
-
-void write_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(path + ": cannot write");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!f) throw Error(path + ": write failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(path + ": cannot rename the temporary file into place");
-  }
-}
-
-void png_write_cb(png_structp p, png_bytep data, png_size_t n) {
-  static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<const char*>(data), n);
-}
-void png_flush_cb(png_structp) {}
-
-// libpng reports errors by longjmp: this function keeps only trivially destructible locals around setjmp.
-bool png_encode_raw(png_bytep* rows, int width, int height, int channels, int bit_depth, png_text* texts,
-                    int ntexts, std::string* out) {
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  if (!png) return false;
-  png_infop info = png_create_info_struct(png);
-  if (!info || setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, info ? &info : nullptr);
-    return false;
-  }
-  png_set_write_fn(png, out, png_write_cb, png_flush_cb);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), bit_depth,
-               channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  if (ntexts > 0) png_set_text(png, info, texts, ntexts);
-  png_write_info(png, info);
-  png_write_image(png, rows);
-  png_write_end(png, info);
-  png_destroy_write_struct(&png, &info);
-  return true;
-}
-
-// rows of `channels` (1 gray, 3 RGB) samples of bit_depth 8 or 16 (16-bit big-endian); texts: key -> value.
-std::string encode_png(const std::vector<uint8_t>& px, int width, int height, int channels, int bit_depth,
-                       const std::vector<std::pair<std::string, std::string>>& texts, const std::string& name) {
-  const size_t row_bytes = static_cast<size_t>(width) * channels * (bit_depth / 8);
-  std::vector<png_bytep> rows(static_cast<size_t>(height));
-  for (int y = 0; y < height; ++y) rows[y] = const_cast<png_bytep>(px.data() + y * row_bytes);
-  std::vector<std::string> keys, vals;
-  for (const auto& [k, v] : texts) {
-    keys.push_back(k);
-    vals.push_back(v);
-  }
-  std::vector<png_text> t(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) {
-    std::memset(&t[i], 0, sizeof(png_text));
-    t[i].compression = vals[i].size() > 1000 ? PNG_TEXT_COMPRESSION_zTXt : PNG_TEXT_COMPRESSION_NONE;
-    t[i].key = keys[i].data();
-    t[i].text = vals[i].data();
-  }
-  std::string out;
-  if (!png_encode_raw(rows.data(), width, height, channels, bit_depth, t.data(), static_cast<int>(t.size()), &out))
-    throw Error(name + ": PNG encoding failed");
-  return out;
-}
 
 // numpy .npy v1.0, little-endian int64 [h, w], C order.
 std::string encode_npy_i64(const Tensor& t) {
@@ -201,10 +132,10 @@ const std::map<char, std::array<const char*, 7>>& font() {
 
 struct Canvas {
   int w = 0, h = 0;
-  std::vector<uint8_t> rgb;
+  Image img;
   void fill_rect(int x0, int y0, int x1, int y1, const uint8_t c[3]) {
     for (int y = std::max(0, y0); y < std::min(h, y1); ++y)
-      for (int x = std::max(0, x0); x < std::min(w, x1); ++x) std::memcpy(&rgb[(static_cast<size_t>(y) * w + x) * 3], c, 3);
+      for (int x = std::max(0, x0); x < std::min(w, x1); ++x) std::memcpy(img.pixel(x, y), c, 3);
   }
   // Draws `text` at (x, y) with pixels of `scale`; stops at max_x. Returns the x after the text.
   int text(int x, int y, const std::string& s, int scale, const uint8_t c[3], int max_x) {
@@ -242,13 +173,14 @@ Canvas overlay(const Image& img, const Tensor& map, const std::vector<std::strin
   Canvas cv;
   cv.w = legend_w;
   cv.h = H + pad + static_cast<int>(present.size()) * row + pad;
-  cv.rgb.assign(static_cast<size_t>(cv.w) * cv.h * 3, 255);
+  cv.img = Image(cv.w, cv.h);
+  std::fill(cv.img.rgb.begin(), cv.img.rgb.end(), 255);
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x) {
       uint8_t c[3];
       class_colour(m[static_cast<size_t>(y) * W + x], c);
       const uint8_t* s = img.pixel(x, y);
-      uint8_t* d = &cv.rgb[(static_cast<size_t>(y) * cv.w + x) * 3];
+      uint8_t* d = cv.img.pixel(x, y);
       for (int k = 0; k < 3; ++k) d[k] = static_cast<uint8_t>(std::lround((1 - alpha) * s[k] + alpha * c[k]));
     }
   const uint8_t ink[3] = {0, 0, 0};
@@ -268,16 +200,19 @@ Canvas overlay(const Image& img, const Tensor& map, const std::vector<std::strin
 
 // ---------------------------------------------------------------------------------------------------------------
 
+std::string canonical_or_absolute(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(p, ec);
+  return ec ? fs::absolute(p).lexically_normal().string() : c.string();
+}
+
 int cmd_segment(const Args& args) {
-  ArgParser p(args, {"--out", "--batch", "--alpha", "--threads", "--max-pixels", "--dtype", "--quantize"},
-              {"--no-exif-transpose"});
+  ArgParser p(args, with_load_flags({"--out", "--batch", "--alpha", "--max-pixels"}), {"--no-exif-transpose"});
   const auto& pos = p.positional();
   if (pos.size() < 2 || !p.has("--out"))
-    throw CliError("usage: vtx segment MODEL_DIR IMG|DIR... --out DIR [--batch N] [--alpha 0.5] [--threads N] " +
+    throw CliError("usage: vtx segment MODEL_DIR IMG|DIR... --out DIR [--batch N] [--alpha 0.5] " +
                    std::string(kLoadFlagsUsage));
-  if (p.has("--threads")) set_num_threads(p.get_int("--threads", 0));
-  const int batch = p.get_int("--batch", 1);
-  if (batch < 1) throw CliError("--batch must be >= 1");
+  const int batch = batch_size(p);
   double alpha = 0.5;
   if (p.has("--alpha")) {
     try {
@@ -287,55 +222,64 @@ int cmd_segment(const Args& args) {
     }
     if (!(alpha >= 0 && alpha <= 1)) throw CliError("--alpha must be a number in [0, 1]");
   }
-  ImageLoadOptions lo;
-  lo.exif_transpose = !p.has("--no-exif-transpose");
-  if (p.has("--max-pixels")) lo.max_pixels = p.get_int("--max-pixels", 0);
+  const ImageLoadOptions lo = image_load_options(p);
+  const fs::path out_dir(p.get("--out"));
+
+  // Outputs are named after the inputs' stems: they must be unique and must not overwrite an input.
+  const std::vector<std::string> files = image_files({pos.begin() + 1, pos.end()});
+  std::set<std::string> inputs;
+  for (const auto& f : files) inputs.insert(canonical_or_absolute(f));
+  std::map<std::string, std::string> stem_of, owner;
+  for (const auto& f : files) {
+    const std::string stem = fs::path(f).stem().string();
+    auto [it, fresh] = owner.emplace(stem, f);
+    if (!fresh && it->second != f)
+      throw CliError("two inputs are named '" + stem + "' (" + it->second + ", " + f + "): their outputs would collide");
+    for (const char* suffix : {".png", ".npy", "_overlay.png"}) {
+      const std::string o = canonical_or_absolute(out_dir / (stem + suffix));
+      if (inputs.count(o)) throw CliError(o + ": the output would overwrite an input image; choose another --out folder");
+    }
+    stem_of[f] = stem;
+  }
 
   Pipeline pipe = Pipeline::load(pos[0], load_options(p));
   const ModelInfo& info = pipe.model().info();
-  if (info.task != "segmentation")
-    throw Error(pos[0] + ": " + info.architecture + " is not a semantic segmentation model");
+  if (info.task != Task::SemanticSegmentation)
+    throw CliError(pos[0] + ": " + info.architecture + " is not a semantic segmentation model");
   nlohmann::json labels = nlohmann::json::object();
   for (size_t i = 0; i < info.id2label.size(); ++i) labels[std::to_string(i)] = info.id2label[i];
   const bool wide = info.id2label.size() > 256;
-
-  std::vector<std::string> files = expand_image_args({pos.begin() + 1, pos.end()});
-  std::set<std::string> stems;
-  for (const auto& f : files)
-    if (!stems.insert(fs::path(f).stem().string()).second)
-      throw CliError("two inputs are named '" + fs::path(f).stem().string() + "': outputs would collide");
-  const fs::path out_dir(p.get("--out"));
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (!fs::is_directory(out_dir)) throw Error(out_dir.string() + ": cannot create the output folder");
 
   auto failures = for_each_batch(files, batch, lo, [&](const std::vector<std::string>& names, const std::vector<Image>& imgs) {
-    std::vector<Tensor> maps = pipe.segment(imgs);
+    const std::vector<Tensor> maps = pipe.segment(imgs);
     for (size_t i = 0; i < names.size(); ++i) {
       const Image& img = imgs[i];
       const Tensor& map = maps[i];
-      const std::string stem = fs::path(names[i]).stem().string();
+      const std::string stem = stem_of.at(names[i]);
       const int64_t n = map.numel();
       const int64_t* m = map.data<int64_t>();
-      // label map PNG (8 or 16 bit)
-      std::vector<uint8_t> px(static_cast<size_t>(n) * (wide ? 2 : 1));
-      for (int64_t k = 0; k < n; ++k) {
-        if (wide) {
-          px[2 * k] = static_cast<uint8_t>((m[k] >> 8) & 0xff);
-          px[2 * k + 1] = static_cast<uint8_t>(m[k] & 0xff);
-        } else {
-          px[k] = static_cast<uint8_t>(m[k]);
-        }
+      const PngText text = {{"vtx-labels", labels.dump()}, {"Software", "vtx segment"}};
+      std::string png_bytes;
+      if (wide) {
+        std::vector<uint16_t> px(static_cast<size_t>(n));
+        for (int64_t k = 0; k < n; ++k) px[k] = static_cast<uint16_t>(m[k]);
+        png_bytes = encode_png_gray16(px.data(), img.width, img.height, text);
+      } else {
+        std::vector<uint8_t> px(static_cast<size_t>(n));
+        for (int64_t k = 0; k < n; ++k) px[k] = static_cast<uint8_t>(m[k]);
+        png_bytes = encode_png_gray8(px.data(), img.width, img.height, text);
       }
       const std::string png = (out_dir / (stem + ".png")).string();
-      write_atomic(png, encode_png(px, img.width, img.height, 1, wide ? 16 : 8,
-                                   {{"vtx-labels", labels.dump()}, {"Software", "vtx segment"}}, png));
+      write_file_atomic(png, png_bytes);
       const std::string npy = (out_dir / (stem + ".npy")).string();
-      write_atomic(npy, encode_npy_i64(map));
-      Canvas cv = overlay(img, map, info.id2label, alpha);
+      write_file_atomic(npy, encode_npy_i64(map));
+      const Canvas cv = overlay(img, map, info.id2label, alpha);
       const std::string ov = (out_dir / (stem + "_overlay.png")).string();
-      write_atomic(ov, encode_png(cv.rgb, cv.w, cv.h, 3, 8, {{"Software", "vtx segment"}}, ov));
-      std::set<int64_t> present(m, m + n);
+      write_file_atomic(ov, encode_png(cv.img, {{"Software", "vtx segment"}}));
+      const std::set<int64_t> present(m, m + n);
       std::cout << names[i] << " -> " << png << ", " << npy << ", " << ov << " (" << img.width << "x" << img.height
                 << ", " << present.size() << " classes)\n";
       std::fflush(stdout);
