@@ -3,6 +3,7 @@
 #   scripts/deps.sh --core   without the test / benchmark / Python-module packages (what scripts/demo.sh installs)
 set -euo pipefail
 PKGS="g++ cmake ninja-build pkg-config nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev libwebp-dev"
+PKGS="$PKGS libcurl4-openssl-dev"   # hub downloads (src/io/hub_http.cpp)
 # Only the tests, the benchmarks and optional targets need these (add a library / CLI / configure dependency to
 # PKGS above):
 TEST_PKGS="libgtest-dev libgmock-dev libbenchmark-dev"

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_load_options.hpp"
 #include "vtx/model.hpp"
 
@@ -33,12 +34,13 @@ static double current_rss_mb() {
 }
 
 static int cmd_bench(const Args& args) {
-  ArgParser p(args, with_load_flags({"--batch", "--height", "--width", "--warmup", "--iters"}), {"--json", "--no-peak"});
+  ArgParser p(args, with_hub_flags(with_load_flags({"--batch", "--height", "--width", "--warmup", "--iters"})),
+              with_hub_bool_flags({"--json", "--no-peak"}));
   if (p.positional().size() != 1)
     throw CliError("usage: vtx bench MODEL_DIR [--batch N] [--threads T] [--height H --width W] [--warmup W] [--iters N] [--json] " + std::string(kLoadFlagsUsage));
   const int batch = p.get_int("--batch", 1), warmup = p.get_int("--warmup", 3), iters = p.get_int("--iters", 10);
   if (batch < 1 || iters < 1 || warmup < 0) throw CliError("--batch and --iters must be >= 1, --warmup >= 0");
-  const std::string dir = p.positional()[0];
+  const std::string dir = local_model_dir(p, p.positional()[0]);  // folder or hub id
 
   auto t0 = std::chrono::steady_clock::now();
   const LoadOptions lopt = load_options(p);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_load_options.hpp"
 #include "cli_images.hpp"
 #include "vtx/pipeline.hpp"
@@ -11,10 +12,11 @@
 namespace vtx::cli {
 
 static int cmd_classify(const Args& args) {
-  ArgParser p(args, with_load_flags({"--top-k", "--batch", "--max-pixels"}), {"--json", "--no-exif-transpose"});
+  ArgParser p(args, with_hub_flags(with_load_flags({"--top-k", "--batch", "--max-pixels"})),
+              with_hub_bool_flags({"--json", "--no-exif-transpose"}));
   if (p.positional().size() < 2)
     throw CliError("usage: vtx classify MODEL_DIR IMG|DIR... [--top-k 5] [--batch N] [--json] " + std::string(kLoadFlagsUsage));
-  Pipeline pipe = load_pipeline(p.positional()[0], load_options(p), p);
+  Pipeline pipe = load_pipeline(local_model_dir(p, p.positional()[0]), load_options(p), p);  // folder or hub id
   if (pipe.model().info().task != Task::Classification)
     throw Error(p.positional()[0] + ": " + pipe.model().info().architecture + " is not an image classifier");
   const int top_k = p.get_int("--top-k", 5), batch = batch_size(p);

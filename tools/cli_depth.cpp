@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_images.hpp"
 #include "cli_load_options.hpp"
 #include "vtx/io.hpp"
@@ -35,7 +36,8 @@ std::string canonical_or_absolute(const fs::path& p) {
 }
 
 int cmd_depth(const Args& args) {
-  ArgParser p(args, with_load_flags({"--out", "--format", "--colormap", "--batch", "--max-pixels"}), {"--no-exif-transpose"});
+  ArgParser p(args, with_hub_flags(with_load_flags({"--out", "--format", "--colormap", "--batch", "--max-pixels"})),
+              with_hub_bool_flags({"--no-exif-transpose"}));
   const auto& pos = p.positional();
   if (pos.size() < 2 || !p.has("--out"))
     throw CliError(
@@ -81,9 +83,10 @@ int cmd_depth(const Args& args) {
     stem_of[f] = stem;
   }
 
+  const std::string dir = local_model_dir(p, pos[0]);  // folder or hub id
   {
     std::vector<std::string> outs, ins = files;
-    ins.push_back(pos[0]);  // the model folder's files are inputs too
+    ins.push_back(dir);  // the model folder's files are inputs too
     for (const auto& [f, stem] : stem_of) {
       if (formats.count("npy")) outs.push_back((out_dir / (stem + ".npy")).string());
       if (formats.count("safetensors")) outs.push_back((out_dir / (stem + ".safetensors")).string());
@@ -91,7 +94,7 @@ int cmd_depth(const Args& args) {
     }
     check_outputs(outs, ins);  // hard links, symlinks; FIFOs / devices / folders refused before any work
   }
-  Pipeline pipe = load_pipeline(pos[0], load_options(p), p);
+  Pipeline pipe = load_pipeline(dir, load_options(p), p);
   const ModelInfo& info = pipe.model().info();
   if (info.task != Task::DepthEstimation) throw CliError(pos[0] + ": not a depth model (" + info.architecture + ")");
   std::error_code ec;

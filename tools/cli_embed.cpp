@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_load_options.hpp"
 #include "cli_images.hpp"
 #include "vtx/io.hpp"
@@ -14,7 +15,8 @@
 namespace vtx::cli {
 
 static int cmd_embed(const Args& args) {
-  ArgParser p(args, with_load_flags({"--pool", "--batch", "--out", "--max-pixels"}), {"--no-exif-transpose"});
+  ArgParser p(args, with_hub_flags(with_load_flags({"--pool", "--batch", "--out", "--max-pixels"})),
+              with_hub_bool_flags({"--no-exif-transpose"}));
   if (p.positional().size() < 2 || !p.has("--out"))
     throw CliError("usage: vtx embed MODEL_DIR IMG|DIR... [--pool cls|mean|cls+mean|patch|tokens|pooler] [--batch N] --out FILE.npy|.safetensors|.jsonl " + std::string(kLoadFlagsUsage));
   const std::string out = p.get("--out");
@@ -26,12 +28,13 @@ static int cmd_embed(const Args& args) {
   const ImageLoadOptions lo = image_load_options(p);
   const int batch = batch_size(p);
   const std::vector<std::string> files = image_files({p.positional().begin() + 1, p.positional().end()});
+  const std::string dir = local_model_dir(p, p.positional()[0]);  // folder or hub id
   {
     std::vector<std::string> inputs = files;
-    inputs.push_back(p.positional()[0]);
+    inputs.push_back(dir);
     check_outputs({out}, inputs);  // not an input, not a FIFO / device: checked before any work
   }
-  Pipeline pipe = load_pipeline(p.positional()[0], load_options(p), p);
+  Pipeline pipe = load_pipeline(dir, load_options(p), p);
 
   std::vector<std::string> done;
   std::vector<Tensor> rows;  // one [...] per image

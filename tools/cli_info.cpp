@@ -2,15 +2,24 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_load_options.hpp"
 #include "vtx/model.hpp"
 
 namespace vtx::cli {
 
 static int cmd_info(const Args& args) {
-  ArgParser p(args, with_load_flags({}), {"--labels"});
-  if (p.positional().size() != 1) throw CliError("usage: vtx info MODEL_DIR [--labels] " + std::string(kLoadFlagsUsage));
-  auto m = Model::load(p.positional()[0], load_options(p));
+  ArgParser p(args, with_hub_flags(with_load_flags({})), with_hub_bool_flags({"--labels"}));
+  if (p.positional().size() != 1)
+    throw CliError("usage: vtx info MODEL_DIR|ORG/NAME[@REV] [--labels] " + std::string(kLoadFlagsUsage) + " " + kHubFlagsUsage);
+  const ResolvedModel where = resolve_model_arg(p, p.positional()[0]);  // folder or hub id
+  auto m = Model::load(where.dir, load_options(p));
+  if (where.from_hub)  // where the snapshot came from
+    std::cout << "hub_id: " << where.repo_id << "\n"
+              << "revision: " << where.revision << "\n"
+              << "commit: " << where.commit << "\n"
+              << "path: " << where.dir << "\n"
+              << "cache: " << where.repo_cache << "\n";
   const ModelInfo& i = m->info();
   std::cout << "architecture: " << i.architecture << "\n"
             << "model_type: " << i.model_type << "\n"

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_images.hpp"
 #include "vtx/image.hpp"
 #include "vtx/io.hpp"
@@ -11,14 +12,15 @@
 namespace {
 
 int cmd_preprocess(const vtx::cli::Args& args) {
-  vtx::cli::ArgParser ap(args, {"--out", "--max-pixels"}, {"--no-exif-transpose"});
+  vtx::cli::ArgParser ap(args, vtx::cli::with_hub_flags({"--out", "--max-pixels"}),
+                         vtx::cli::with_hub_bool_flags({"--no-exif-transpose"}));
   const auto& pos = ap.positional();
   if (pos.size() < 2 || !ap.has("--out"))
     throw vtx::cli::CliError(
         "usage: vtx preprocess MODEL_DIR IMAGE... --out OUT.safetensors [--no-exif-transpose] [--max-pixels N]");
   vtx::check_outputs({ap.get("--out")}, pos);  // the model folder and the images are inputs
   const vtx::ImageLoadOptions opt = vtx::cli::image_load_options(ap);
-  const vtx::ImageProcessor proc = vtx::cli::load_processor(pos[0], ap);
+  const vtx::ImageProcessor proc = vtx::cli::load_processor(vtx::cli::local_model_dir(ap, pos[0]), ap);  // folder or hub id
 
   std::vector<std::string> stems;
   std::vector<vtx::Tensor> each;

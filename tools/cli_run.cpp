@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_load_options.hpp"
 #include "cli_images.hpp"
 #include "vtx/io.hpp"
@@ -10,14 +11,15 @@
 namespace vtx::cli {
 
 static int cmd_run(const Args& args) {
-  ArgParser p(args, with_load_flags({"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos", "--max-pixels"}),
-              {"--hidden-states", "--attentions", "--interpolate-pos-encoding", "--no-exif-transpose"});
+  ArgParser p(args, with_hub_flags(with_load_flags({"--pixel-values", "--image", "--image...", "--out", "--head-mask", "--bool-masked-pos", "--max-pixels"})),
+              with_hub_bool_flags({"--hidden-states", "--attentions", "--interpolate-pos-encoding", "--no-exif-transpose"}));
   if (p.positional().size() != 1 || !p.has("--out") || p.has("--pixel-values") == p.has("--image"))
     throw CliError(
         "usage: vtx run MODEL_DIR (--pixel-values IN.safetensors[:KEY] | --image IMG...) --out OUT.safetensors [--hidden-states] "
         "[--attentions] [--interpolate-pos-encoding] [--head-mask FILE:KEY] [--bool-masked-pos FILE:KEY] " + std::string(kLoadFlagsUsage));
+  const std::string dir = local_model_dir(p, p.positional()[0]);  // folder or hub id
   {
-    std::vector<std::string> inputs = {p.positional()[0]};
+    std::vector<std::string> inputs = {dir};
     for (const char* f : {"--pixel-values", "--head-mask", "--bool-masked-pos"})
       if (p.has(f)) {
         const std::string spec = p.get(f);
@@ -28,13 +30,13 @@ static int cmd_run(const Args& args) {
     for (const auto& f : p.get_all("--image")) inputs.push_back(f);
     check_outputs({p.get("--out")}, inputs);  // never over an input, never onto a FIFO / device
   }
-  auto model = Model::load(p.positional()[0], load_options(p));
+  auto model = Model::load(dir, load_options(p));
   Tensor pv;
   if (p.has("--image")) {  // load_image + the folder's image processor, as the HF pipelines do
     const ImageLoadOptions lo = image_load_options(p);
     std::vector<Image> images;
     for (const auto& f : image_files(p.get_all("--image"))) images.push_back(load_image(f, lo));
-    pv = load_processor(p.positional()[0], p).preprocess(images);
+    pv = load_processor(dir, p).preprocess(images);
   } else {
     pv = load_safetensors_tensor(p.get("--pixel-values"), "pixel_values");
   }

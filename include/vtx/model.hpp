@@ -85,6 +85,11 @@ struct LoadOptions {
   // int4 parameter choice when quantizing at load; nullopt: the environment variable VTX_INT4_METHOD
   // ("mse" | "minmax") if set, else Mse.
   std::optional<Int4Method> int4_method;
+
+  // --- hub ids (vtx/hub.hpp): Model::load / Pipeline::load also take "org/name[@revision]" ---
+  std::string revision;   // branch, tag or commit; overrides the id's @revision; default "main"
+  std::string cache_dir;  // default: huggingface_hub's cache (HF_HUB_CACHE, HF_HOME, ...)
+  bool offline = false;   // local_files_only: use the cache only (also HF_HUB_OFFLINE=1)
 };
 
 struct ForwardOptions {
@@ -120,6 +125,7 @@ class VTX_API Model {
  public:
   virtual ~Model();
   // Loads a hub model folder: config.json + model.safetensors or model.safetensors.index.json shards.
+  // `dir` may also be a hub id "org/name[@revision]" (vtx/hub.hpp: cache, download, offline).
   static std::shared_ptr<const Model> load(const std::string& dir, const LoadOptions& opt = {});
 
   const ModelInfo& info() const { return info_; }

@@ -10,6 +10,7 @@
 
 #include "core/threadpool.hpp"
 #include "io/files.hpp"
+#include "vtx/hub.hpp"
 
 namespace fs = std::filesystem;
 
@@ -67,7 +68,8 @@ Int4Method parse_int4_method(const std::string& s) {
   throw Error("int4 method \"" + s + "\" is not one of mse, minmax");
 }
 
-std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& opt) {
+std::shared_ptr<const Model> Model::load(const std::string& dir_or_id, const LoadOptions& opt) {
+  const std::string dir = resolve_model(dir_or_id, hub_options(opt)).dir;  // a folder, or a hub id (vtx/hub.hpp)
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder");
   const std::string cpath = (fs::path(dir) / "config.json").string();
   const std::string text = io::read_file(cpath, "config", uint64_t{64} << 20);  // a FIFO is refused, not read

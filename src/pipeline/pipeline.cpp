@@ -1,5 +1,7 @@
 #include "vtx/pipeline.hpp"
 
+#include "vtx/hub.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -16,7 +18,8 @@ Pool parse_pool(const std::string& s) {
   throw Error("unknown pooling \"" + s + "\" (cls, mean, cls+mean, patch, tokens, pooler)");
 }
 
-Pipeline Pipeline::load(const std::string& dir, const LoadOptions& opt) {
+Pipeline Pipeline::load(const std::string& dir_or_id, const LoadOptions& opt) {
+  const std::string dir = resolve_model(dir_or_id, hub_options(opt)).dir;  // a folder, or a hub id (vtx/hub.hpp)
   return Pipeline(Model::load(dir, opt), ImageProcessor::from_pretrained(dir));
 }
 
