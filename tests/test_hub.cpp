@@ -1,5 +1,6 @@
 // Hub ids and the huggingface_hub cache, against a mock hub on 127.0.0.1 (tests/hub/mock_hub.py, ephemeral port,
 // started and stopped by each test). No internet.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -90,12 +91,13 @@ class MockHub {
     cfg["log"] = (dir_ / "log.jsonl").string();
     cfg["faults"] = (dir_ / "faults.json").string();
     write_file(dir_ / "config.json", cfg.dump());
+    // Everything the child needs is prepared before fork (the test process may have threads): open, dup2, exec.
+    const std::string err = (dir_ / "stderr.txt").string(), cfg_path = (dir_ / "config.json").string();
     pid_ = ::fork();
     if (pid_ == 0) {
-      const std::string err = (dir_ / "stderr.txt").string();
-      FILE* f = std::freopen(err.c_str(), "w", stderr);
-      (void)f;
-      ::execl("/usr/bin/python3", "python3", kMock.c_str(), (dir_ / "config.json").c_str(), static_cast<char*>(nullptr));
+      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) ::dup2(fd, 2);
+      ::execl("/usr/bin/python3", "python3", kMock.c_str(), cfg_path.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -194,7 +196,7 @@ std::set<std::string> names_in(const fs::path& d) {
 // ------------------------------------------------------------------------------------------------ tests
 
 TEST_F(Hub, DownloadClassifyEqualsFolderAndSecondRunMakesNoRequest) {
-  MockHub hub({{"test-org/vit-cls", one_repo(golden_model("vit-cls"))}});
+  MockHub hub({{"test-org/vit-cls", one_repo(golden_model("vit-cls"))}, {"test-org/dpt", one_repo(golden_model("dpt-vit"))}});
   const fs::path cache = fresh_dir("cache");
   const Env e = env(hub, cache);
   std::string folder_out, hub_out, again_out;
@@ -228,7 +230,19 @@ TEST_F(Hub, DownloadClassifyEqualsFolderAndSecondRunMakesNoRequest) {
   ASSERT_EQ(run_command(e.prefix() + kVtx + " run test-org/vit-cls --offline --pixel-values " + pv.string() + " --out " +
                             runout.string(), &out), 0) << out;
   EXPECT_TRUE(io::load_safetensors(runout.string()).count("logits"));
-  EXPECT_TRUE(hub.log().empty());
+  const fs::path tmp = pv.parent_path();
+  for (const std::string cmd : {std::string(" embed test-org/vit-cls ") + test_image() + " --out " + (tmp / "e.npy").string(),
+                                " quantize test-org/vit-cls --to f16 --out " + (tmp / "q").string(),
+                                std::string(" bench test-org/vit-cls --iters 1 --warmup 0 --offline"),
+                                " depth test-org/dpt " + test_image() + " --out " + (tmp / "d").string()})
+    EXPECT_EQ(run_command(e.prefix() + kVtx + cmd, &out), 0) << cmd << ": " << out;
+  EXPECT_TRUE(fs::exists(tmp / "e.npy"));
+  EXPECT_TRUE(fs::exists(tmp / "q" / "model.safetensors"));
+  EXPECT_EQ(count_requests(hub.log(), "HEAD", "test-org/vit-cls"), 0u);
+  EXPECT_GE(count_requests(hub.log(), "HEAD", "test-org/dpt"), 3u);  // the depth model was fetched on first use
+  // --revision on a local folder is refused.
+  EXPECT_NE(run_command(kVtx + " info " + golden_model("vit-cls") + " --revision main", &out), 0);
+  EXPECT_NE(out.find("local folder"), std::string::npos) << out;
 }
 
 TEST_F(Hub, RevisionsBranchTagAndCommit) {

@@ -33,13 +33,10 @@ inline HubOptions hub_options(const ArgParser& p) {
 }
 
 inline ResolvedModel resolve_model_arg(const ArgParser& p, const std::string& arg) {
-  if ((p.has("--revision") || p.has("--offline")) && !is_hub_id(arg)) {
-    // A local folder has no revisions; say so rather than silently ignoring the flag.
-    ResolvedModel r = resolve_model(arg, hub_options(p));
-    if (!r.from_hub && p.has("--revision")) throw CliError("--revision applies to hub ids, and " + arg + " is a local folder");
-    return r;
-  }
-  return resolve_model(arg, hub_options(p));
+  ResolvedModel r = resolve_model(arg, hub_options(p));
+  // A local folder has no revisions: say so rather than silently ignoring the flag.
+  if (!r.from_hub && p.has("--revision")) throw CliError("--revision applies to hub ids, and " + arg + " is a local folder");
+  return r;
 }
 
 inline std::string local_model_dir(const ArgParser& p, const std::string& arg) { return resolve_model_arg(p, arg).dir; }

@@ -103,9 +103,10 @@ std::string clean_token(std::string t) {
   return t.substr(b, e - b);
 }
 
-// HF_TOKEN, else HUGGING_FACE_HUB_TOKEN, else the token file.
+// HF_TOKEN, else HUGGING_FACE_HUB_TOKEN, else the token file; none when HF_HUB_DISABLE_IMPLICIT_TOKEN is true.
 std::string find_token(const HubOptions& o) {
   if (!o.token.empty()) return clean_token(o.token);
+  if (env_true(env("HF_HUB_DISABLE_IMPLICIT_TOKEN"))) return "";
   std::string t = env("HF_TOKEN");
   if (t.empty()) t = env("HUGGING_FACE_HUB_TOKEN");
   t = clean_token(t);
@@ -224,7 +225,7 @@ std::optional<std::string> read_small(const fs::path& p) {
 void write_atomic(const fs::path& path, const std::string& content) {
   make_dirs(path.parent_path());
   const fs::path tmp = path.parent_path() / ("." + path.filename().string() + "." + random_hex() + ".tmp");
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) throw Error(sys_error("cannot create", tmp.string()));
   const bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   ::close(fd);
@@ -237,7 +238,7 @@ void write_atomic(const fs::path& path, const std::string& content) {
 
 void touch(const fs::path& p) {
   make_dirs(p.parent_path());
-  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
   if (fd >= 0) ::close(fd);
 }
 
@@ -297,6 +298,15 @@ void make_pointer(const fs::path& blob, const fs::path& pointer, const std::stri
   }
 }
 
+// huggingface_hub warns (and goes on) when the disk looks too small for a download.
+void warn_if_no_space(const fs::path& dir, int64_t need, const std::string& file) {
+  std::error_code ec;
+  const fs::space_info s = fs::space(dir, ec);
+  if (!ec && need > 0 && s.available < static_cast<uintmax_t>(need))
+    std::fprintf(stderr, "vtx: %s needs %.1f MB but only %.1f MB are free in %s\n", file.c_str(), need / 1e6,
+                 static_cast<double>(s.available) / 1e6, dir.c_str());
+}
+
 // ---------------------------------------------------------------------------------------------- progress bar
 
 class Progress {
@@ -350,7 +360,11 @@ class Client {
     endpoint_ = !o.endpoint.empty() ? o.endpoint : env("HF_ENDPOINT");
     if (endpoint_.empty()) endpoint_ = kDefaultEndpoint;
     while (!endpoint_.empty() && endpoint_.back() == '/') endpoint_.pop_back();
-    origin_ = io::http::origin_of(endpoint_);
+    try {
+      origin_ = io::http::origin_of(endpoint_);
+    } catch (const Error&) {
+      throw Error("hub endpoint '" + endpoint_ + "' (HF_ENDPOINT): not a URL");
+    }
     token_ = find_token(o);
     etag_timeout_ = env_seconds("HF_HUB_ETAG_TIMEOUT", 10);
     download_timeout_ = env_seconds("HF_HUB_DOWNLOAD_TIMEOUT", 10);
@@ -424,10 +438,12 @@ class Client {
         if (written > 0) q.headers.push_back("Range: bytes=" + std::to_string(written) + "-");
         q.connect_timeout_s = download_timeout_;
         q.low_speed_time_s = download_timeout_;
+        bool bad_range = false;
         q.on_start = [&](const io::http::Response& resp) {
-          if (resp.status == 206) {
+          if (resp.status == 206) {  // must continue exactly where the file ends
             const std::string cr = resp.header("content-range");  // "bytes N-M/T"
             if (cr.rfind("bytes " + std::to_string(written) + "-", 0) == 0) return true;
+            return bad_range = true, false;
           }
           // A full body: start again from zero.
           if (::ftruncate(fd, 0) != 0 || ::lseek(fd, 0, SEEK_SET) != 0) return io_failed = true, false;
@@ -450,6 +466,8 @@ class Client {
           return true;
         };
         r = io::http::perform(q);
+        if (bad_range) throw Error(display + ": " + url + " answered a Range request with Content-Range '" +
+                                   r.header("content-range") + "'");
         const std::string loc = r.header("location");
         if (!r.transport_error && r.status >= 300 && r.status < 400 && !loc.empty()) {
           url = io::http::resolve_url(url, loc);
@@ -530,7 +548,8 @@ class Client {
       }
       return h;
     }
-    const std::string st = "HTTP " + std::to_string(r.status);
+    const std::string server_msg = r.header("x-error-message");
+    const std::string st = "HTTP " + std::to_string(r.status) + (server_msg.empty() ? "" : ": " + server_msg);
     if (retryable_status(r.status)) {
       h.kind = Head::Network;
       h.message = who + ": " + endpoint_ + " answered " + st + " for " + file;
@@ -540,12 +559,15 @@ class Client {
     } else if (code == "RevisionNotFound") {
       h.kind = Head::RevisionMissing;
       h.message = repo_ + ": revision '" + rev + "' not found on " + endpoint_ + " (" + st + ")";
+    } else if (code == "RepoNotFound") {  // the hub answers 401 for missing and for private repos alike
+      h.kind = Head::RepoMissing;
+      h.message = repo_ + ": repository not found on " + endpoint_ + " (" + st + "); if it is private or gated, " + token_advice();
     } else if (code == "GatedRepo" || r.status == 401 || r.status == 403) {
       h.kind = Head::Auth;
-      h.message = repo_ + ": " + st + " from " + endpoint_ + ": the repo may be gated or private; " + token_advice() +
+      h.message = repo_ + ": " + endpoint_ + " answered " + st + "; the repo may be gated or private; " + token_advice() +
                   (code == "GatedRepo" || r.status == 403 ? "; for a gated repo, accept its conditions on " + endpoint_ + "/" + repo_
                                                           : "");
-    } else if (code == "RepoNotFound" || r.status == 404) {
+    } else if (r.status == 404) {
       h.kind = Head::RepoMissing;
       h.message = repo_ + ": repository not found on " + endpoint_ + " (" + st + "); if it is private, " + token_advice();
     } else {
@@ -760,8 +782,9 @@ class Resolver {
 
   void download(const Head& h, const fs::path& blob, const std::string& file) {
     const fs::path tmp = blob.parent_path() / (h.etag + "." + random_hex() + ".incomplete");
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);  // the umask decides, as in Python
     if (fd < 0) throw Error(sys_error("cannot create", tmp.string()));
+    warn_if_no_space(blob.parent_path(), h.size, file);
     try {
       std::optional<io::Sha256> hash;
       if (is_sha256(h.etag)) hash.emplace();  // LFS: the etag is the sha256 of the content

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 
@@ -117,6 +118,14 @@ Response perform(const Request& r) {
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, r.connect_timeout_s);
+  // The CA bundle variables Python's requests honours (else the system store).
+  for (const char* v : {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"}) {
+    const char* path = std::getenv(v);
+    if (path && *path) {
+      curl_easy_setopt(c, CURLOPT_CAINFO, path);
+      break;
+    }
+  }
   if (r.total_timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT, r.total_timeout_s);
   if (r.low_speed_time_s > 0) {
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
