@@ -635,6 +635,9 @@ class Resolver {
         fetch(shard, false);
         files.push_back(shard);
       }
+    } else if (fallback_) {
+      throw Error(fallback_error_ + "; and the cache " + storage_.string() + " has no model.safetensors or "
+                  "model.safetensors.index.json for " + id_.repo + "@" + id_.revision);
     } else {
       throw Error(id_.repo + "@" + id_.revision + ": no model.safetensors or model.safetensors.index.json; vtx loads "
                   "safetensors checkpoints only (" + repo_listing() + ")");
@@ -727,7 +730,7 @@ class Resolver {
     const bool have = cached_c && cached(*cached_c, file);
     if (fallback_) {  // the hub could not be reached: the cached snapshot only
       if (have) return true;
-      if (optional && cached_c && known_missing(*cached_c, file)) return false;
+      if (optional) return false;  // as transformers does: an optional file that cannot be fetched is absent
       throw Error(fallback_error_ + "; and " + file + " of " + id_.repo + "@" + id_.revision + " is not in the cache " +
                   storage_.string());
     }
