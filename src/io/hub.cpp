@@ -368,7 +368,7 @@ class Client {
     token_ = find_token(o);
     etag_timeout_ = env_seconds("HF_HUB_ETAG_TIMEOUT", 10);
     download_timeout_ = env_seconds("HF_HUB_DOWNLOAD_TIMEOUT", 10);
-    progress_ = o.progress && ::isatty(2);
+    progress_ = o.progress && ::isatty(2) && !env_true(env("HF_HUB_DISABLE_PROGRESS_BARS"));
   }
   const std::string& endpoint() const { return endpoint_; }
   bool progress() const { return progress_; }
