@@ -2,6 +2,7 @@
 // The whole vtx public API.
 #include "vtx/error.hpp"
 #include "vtx/export.hpp"
+#include "vtx/hub.hpp"
 #include "vtx/image.hpp"
 #include "vtx/io.hpp"
 #include "vtx/model.hpp"
