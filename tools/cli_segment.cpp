@@ -22,6 +22,7 @@
 #include <set>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_images.hpp"
 #include "cli_load_options.hpp"
 #include "vtx/io.hpp"
@@ -207,7 +208,8 @@ std::string canonical_or_absolute(const fs::path& p) {
 }
 
 int cmd_segment(const Args& args) {
-  ArgParser p(args, with_load_flags({"--out", "--batch", "--alpha", "--max-pixels"}), {"--no-exif-transpose"});
+  ArgParser p(args, with_hub_flags(with_load_flags({"--out", "--batch", "--alpha", "--max-pixels"})),
+              with_hub_bool_flags({"--no-exif-transpose"}));
   const auto& pos = p.positional();
   if (pos.size() < 2 || !p.has("--out"))
     throw CliError("usage: vtx segment MODEL_DIR IMG|DIR... --out DIR [--batch N] [--alpha 0.5] " +
@@ -242,7 +244,7 @@ int cmd_segment(const Args& args) {
     stem_of[f] = stem;
   }
 
-  Pipeline pipe = Pipeline::load(pos[0], load_options(p));
+  Pipeline pipe = Pipeline::load(local_model_dir(p, pos[0]), load_options(p));  // folder or hub id
   const ModelInfo& info = pipe.model().info();
   if (info.task != Task::SemanticSegmentation)
     throw CliError(pos[0] + ": " + info.architecture + " is not a semantic segmentation model");
