@@ -1,6 +1,7 @@
 #include "support.hpp"
 
 #include "kernels/gemm.hpp"
+#include "kernels/kernels.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -128,6 +129,14 @@ std::vector<int> supported_gemm_layouts() {
   for (int x : {PackedWeight::kLayoutPortable, PackedWeight::kLayoutAvx2, PackedWeight::kLayoutAvx512})
     if (PackedWeight::layout_supported(x)) l.push_back(x);
   return l;
+}
+
+void for_each_isa(const std::function<void()>& body) {
+  for (kernels::Isa isa : kernels::available_isas()) {
+    SCOPED_TRACE(std::string("kernel path: ") + kernels::isa_name(isa));
+    kernels::ScopedIsa use(isa);
+    body();
+  }
 }
 
 }  // namespace vtx::test

@@ -1,5 +1,6 @@
 #pragma once
 // Shared test helpers: locating ../shared, reading golden cases, comparing tensors at the golden tolerances.
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -44,5 +45,9 @@ int run_command(const std::string& cmd, std::string* output = nullptr);  // shel
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f);
 // The PackedWeight layouts this CPU supports (portable first).
 std::vector<int> supported_gemm_layouts();
+// Runs body once per kernel ISA this machine can run (portable, then avx2 and avx512 where available and not
+// disabled by VTX_DISABLE_*), with every kernel family forced to that ISA's path (kernels::ScopedIsa); failures
+// inside name the ISA.
+void for_each_isa(const std::function<void()>& body);
 
 }  // namespace vtx::test

@@ -1,4 +1,5 @@
-// Optimized attention() (fused flash path without probs; exact path with probs) vs attention_ref().
+// attention() on every kernel path this CPU runs (portable, AVX2, AVX-512; fused flash path without probs, exact
+// path with probs) vs attention_ref().
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/attention.hpp"
+#include "support.hpp"
 
 using namespace vtx::kernels;
 
@@ -74,45 +76,53 @@ class AttnThreads : public ::testing::TestWithParam<int> {
 };
 
 TEST_P(AttnThreads, SmallShapes) {
-  for (int64_t T : {1, 5, 7, 17, 64, 65})
-    for (int64_t dh : {16, 20, 24, 32, 48, 64})
-      for (int probs = 0; probs < 2; ++probs)
-        for (int mask = 0; mask < 2; ++mask) run({2, T, 3, dh, static_cast<bool>(probs), static_cast<bool>(mask), 1.f});
+  vtx::test::for_each_isa([&] {
+    for (int64_t T : {1, 5, 7, 17, 64, 65})
+      for (int64_t dh : {16, 20, 24, 32, 48, 64})
+        for (int probs = 0; probs < 2; ++probs)
+          for (int mask = 0; mask < 2; ++mask) run({2, T, 3, dh, static_cast<bool>(probs), static_cast<bool>(mask), 1.f});
+  });
 }
 
 TEST_P(AttnThreads, ViTLikeT261) {
-  run({1, 261, 4, 64, false, false, 2.f});
-  run({2, 261, 2, 32, true, true, 2.f});
-  run({1, 261, 3, 24, false, true, 4.f});  // peaky softmax: running max changes a lot between key blocks
-  run({1, 197, 2, 48, true, false, 1.f});
+  vtx::test::for_each_isa([&] {
+    run({1, 261, 4, 64, false, false, 2.f});
+    run({2, 261, 2, 32, true, true, 2.f});
+    run({1, 261, 3, 24, false, true, 4.f});  // peaky softmax: running max changes a lot between key blocks
+    run({1, 197, 2, 48, true, false, 1.f});
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, AttnThreads, ::testing::Values(1, 2));
 
 TEST(Attention, DinoV2Large1370) {
-  // DINOv2-S at 518x518: 1370 tokens, dh 64 (2 heads here to keep the double-precision reference fast).
-  run({1, 1370, 2, 64, false, false, 1.5f});
-  run({1, 1370, 1, 64, true, true, 1.5f});
+  vtx::test::for_each_isa([&] {
+    // DINOv2-S at 518x518: 1370 tokens, dh 64 (2 heads here to keep the double-precision reference fast).
+    run({1, 1370, 2, 64, false, false, 1.5f});
+    run({1, 1370, 1, 64, true, true, 1.5f});
+  });
 }
 
 TEST(Attention, HeadMaskZeroGivesZeroOutput) {
-  const int64_t B = 1, T = 9, H = 2, dh = 16, D = H * dh;
-  std::vector<float> qkv(B * T * 3 * D, 0.3f), out(B * T * D, 1.f), probs(B * H * T * T, 1.f);
-  std::vector<float> mask{0.f, 1.f};
-  AttentionArgs a;
-  a.qkv = qkv.data(), a.B = B, a.T = T, a.H = H, a.dh = dh, a.out = out.data(), a.head_mask = mask.data();
-  attention(a);
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t d = 0; d < dh; ++d) {
-      EXPECT_EQ(out[t * D + d], 0.f);
-      EXPECT_NEAR(out[t * D + dh + d], 0.3f, 1e-6f);
+  vtx::test::for_each_isa([&] {
+    const int64_t B = 1, T = 9, H = 2, dh = 16, D = H * dh;
+    std::vector<float> qkv(B * T * 3 * D, 0.3f), out(B * T * D, 1.f), probs(B * H * T * T, 1.f);
+    std::vector<float> mask{0.f, 1.f};
+    AttentionArgs a;
+    a.qkv = qkv.data(), a.B = B, a.T = T, a.H = H, a.dh = dh, a.out = out.data(), a.head_mask = mask.data();
+    attention(a);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t d = 0; d < dh; ++d) {
+        EXPECT_EQ(out[t * D + d], 0.f);
+        EXPECT_NEAR(out[t * D + dh + d], 0.3f, 1e-6f);
+      }
+    a.probs = probs.data();
+    attention(a);
+    for (int64_t i = 0; i < T * T; ++i) {
+      EXPECT_EQ(probs[i], 0.f);
+      EXPECT_NEAR(probs[T * T + i], 1.f / T, 1e-7f);
     }
-  a.probs = probs.data();
-  attention(a);
-  for (int64_t i = 0; i < T * T; ++i) {
-    EXPECT_EQ(probs[i], 0.f);
-    EXPECT_NEAR(probs[T * T + i], 1.f / T, 1e-7f);
-  }
+  });
 }
 
 }  // namespace

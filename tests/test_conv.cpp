@@ -1,4 +1,4 @@
-// Conv2d / ConvTranspose2d kernels vs the scalar references on random shapes; BN folding; epilogues; errors.
+// Conv2d / ConvTranspose2d on every kernel path this CPU runs (portable, AVX2) vs the scalar references on random shapes; BN folding; epilogues; errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,6 +7,8 @@
 
 #include "core/cpu.hpp"
 #include "kernels/conv.hpp"
+#include "kernels/kernels.hpp"
+#include "support.hpp"
 #include "vtx/error.hpp"
 
 using namespace vtx::kernels;
@@ -44,47 +46,49 @@ struct Case {
 }  // namespace
 
 TEST(Conv, Conv2dMatchesReferenceOnRandomShapes) {
-  std::mt19937 gen(1234);
-  const std::vector<Case> cases = {
-      {1, 3, 5, 7, 9, 3, 3, 1, 1, 1, 1},      // odd everything, Cout not a multiple of 6
-      {2, 4, 6, 5, 5, 1, 1, 1, 1, 0, 0},      // 1x1, batch 2
-      {1, 16, 13, 19, 13, 3, 3, 2, 2, 1, 1},  // stride 2 downsample (reassemble factor 0.5)
-      {1, 8, 1, 17, 23, 1, 1, 1, 1, 0, 0},    // Cout 1 (depth output conv)
-      {1, 3, 7, 28, 42, 14, 14, 14, 14, 0, 0},  // patch embedding
-      {1, 5, 12, 6, 11, 5, 3, 2, 1, 2, 0},    // asymmetric kernel / stride / padding
-      {3, 2, 9, 4, 4, 3, 3, 1, 1, 2, 2},      // padding larger than needed
-      {1, 32, 32, 37, 25, 3, 3, 1, 1, 1, 1},  // realistic neck size
-      {1, 6, 4, 1, 1, 3, 3, 1, 1, 1, 1},      // 1x1 input with 3x3 kernel
-      {2, 70, 13, 9, 11, 3, 3, 1, 1, 1, 1},   // K = 630: three K blocks, batch 2
-  };
-  for (const Case& c : cases) {
-    ConvGeom g{c.cout, c.cin, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw};
-    auto x = rnd(c.N * c.cin * c.H * c.W, gen);
-    auto w = rnd(c.cout * c.cin * c.kh * c.kw, gen);
-    auto b = rnd(c.cout, gen);
-    Conv2d conv(w.data(), b.data(), g);
-    const int64_t OH = conv.out_h(c.H), OW = conv.out_w(c.W);
-    std::vector<float> got(c.N * c.cout * OH * OW, NAN), ref(got.size());
-    conv.forward(x.data(), c.N, c.H, c.W, got.data());
-    conv2d_ref(x.data(), c.N, c.H, c.W, w.data(), b.data(), g, ref.data());
-    const double tol = 1e-5 * std::max(1.0, max_abs(ref));
-    EXPECT_LE(max_diff(got, ref), tol) << "N" << c.N << " Cin" << c.cin << " Cout" << c.cout << " " << c.H << "x"
-                                       << c.W << " k" << c.kh << "x" << c.kw << " s" << c.sh << "x" << c.sw;
+  vtx::test::for_each_isa([&] {
+    std::mt19937 gen(1234);
+    const std::vector<Case> cases = {
+        {1, 3, 5, 7, 9, 3, 3, 1, 1, 1, 1},      // odd everything, Cout not a multiple of 6
+        {2, 4, 6, 5, 5, 1, 1, 1, 1, 0, 0},      // 1x1, batch 2
+        {1, 16, 13, 19, 13, 3, 3, 2, 2, 1, 1},  // stride 2 downsample (reassemble factor 0.5)
+        {1, 8, 1, 17, 23, 1, 1, 1, 1, 0, 0},    // Cout 1 (depth output conv)
+        {1, 3, 7, 28, 42, 14, 14, 14, 14, 0, 0},  // patch embedding
+        {1, 5, 12, 6, 11, 5, 3, 2, 1, 2, 0},    // asymmetric kernel / stride / padding
+        {3, 2, 9, 4, 4, 3, 3, 1, 1, 2, 2},      // padding larger than needed
+        {1, 32, 32, 37, 25, 3, 3, 1, 1, 1, 1},  // realistic neck size
+        {1, 6, 4, 1, 1, 3, 3, 1, 1, 1, 1},      // 1x1 input with 3x3 kernel
+        {2, 70, 13, 9, 11, 3, 3, 1, 1, 1, 1},   // K = 630: three K blocks, batch 2
+    };
+    for (const Case& c : cases) {
+      ConvGeom g{c.cout, c.cin, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw};
+      auto x = rnd(c.N * c.cin * c.H * c.W, gen);
+      auto w = rnd(c.cout * c.cin * c.kh * c.kw, gen);
+      auto b = rnd(c.cout, gen);
+      Conv2d conv(w.data(), b.data(), g);
+      const int64_t OH = conv.out_h(c.H), OW = conv.out_w(c.W);
+      std::vector<float> got(c.N * c.cout * OH * OW, NAN), ref(got.size());
+      conv.forward(x.data(), c.N, c.H, c.W, got.data());
+      conv2d_ref(x.data(), c.N, c.H, c.W, w.data(), b.data(), g, ref.data());
+      const double tol = 1e-5 * std::max(1.0, max_abs(ref));
+      EXPECT_LE(max_diff(got, ref), tol) << "N" << c.N << " Cin" << c.cin << " Cout" << c.cout << " " << c.H << "x"
+                                         << c.W << " k" << c.kh << "x" << c.kw << " s" << c.sh << "x" << c.sw;
 
-    // No bias + fused ReLU on input and output + two residuals.
-    Conv2d conv_nb(w.data(), nullptr, g);
-    auto r1 = rnd(got.size(), gen), r2 = rnd(got.size(), gen);
-    ConvEpilogue ep;
-    ep.act = Act::Relu;
-    ep.residual = r1.data();
-    ep.residual2 = r2.data();
-    conv_nb.forward(x.data(), c.N, c.H, c.W, got.data(), ep, /*relu_input=*/true);
-    std::vector<float> xr = x;
-    for (auto& v : xr) v = v > 0 ? v : 0;
-    conv2d_ref(xr.data(), c.N, c.H, c.W, w.data(), nullptr, g, ref.data());
-    for (size_t i = 0; i < ref.size(); ++i) ref[i] = std::max(ref[i], 0.f) + r1[i] + r2[i];
-    EXPECT_LE(max_diff(got, ref), 1e-5 * std::max(1.0, max_abs(ref))) << "epilogue, Cin " << c.cin;
-  }
+      // No bias + fused ReLU on input and output + two residuals.
+      Conv2d conv_nb(w.data(), nullptr, g);
+      auto r1 = rnd(got.size(), gen), r2 = rnd(got.size(), gen);
+      ConvEpilogue ep;
+      ep.act = Act::Relu;
+      ep.residual = r1.data();
+      ep.residual2 = r2.data();
+      conv_nb.forward(x.data(), c.N, c.H, c.W, got.data(), ep, /*relu_input=*/true);
+      std::vector<float> xr = x;
+      for (auto& v : xr) v = v > 0 ? v : 0;
+      conv2d_ref(xr.data(), c.N, c.H, c.W, w.data(), nullptr, g, ref.data());
+      for (size_t i = 0; i < ref.size(); ++i) ref[i] = std::max(ref[i], 0.f) + r1[i] + r2[i];
+      EXPECT_LE(max_diff(got, ref), 1e-5 * std::max(1.0, max_abs(ref))) << "epilogue, Cin " << c.cin;
+    }
+  });
 }
 
 TEST(Conv, PortableAndAvx2MicroKernelsAgree) {
@@ -92,7 +96,7 @@ TEST(Conv, PortableAndAvx2MicroKernelsAgree) {
   for (int64_t K : {1, 2, 9, 64, 577}) {
     auto a = rnd(K * detail::kMR, gen), b = rnd(K * detail::kNR, gen);
     std::vector<float> c1(detail::kMR * detail::kNR), c2(c1.size());
-    detail::conv_micro_portable(K, a.data(), b.data(), c1.data(), false);
+    portable::conv_micro(K, a.data(), b.data(), c1.data(), false);
     // double reference
     for (int r = 0; r < detail::kMR; ++r)
       for (int j = 0; j < detail::kNR; ++j) {
@@ -101,41 +105,43 @@ TEST(Conv, PortableAndAvx2MicroKernelsAgree) {
         EXPECT_NEAR(c1[r * detail::kNR + j], s, 1e-5 * std::max(1.0, std::sqrt(static_cast<double>(K))));
       }
     if (vtx::cpu_has_avx2_fma()) {
-      detail::conv_micro_avx2(K, a.data(), b.data(), c2.data(), false);
+      avx2::conv_micro(K, a.data(), b.data(), c2.data(), false);
       EXPECT_LE(max_diff(c1, c2), 1e-5 * std::max(1.0, std::sqrt(static_cast<double>(K))));
     }
     // accumulate = true adds to the tile.
     std::vector<float> base = rnd(c1.size(), gen), acc1 = base, acc2 = base;
-    detail::conv_micro_portable(K, a.data(), b.data(), acc1.data(), true);
+    portable::conv_micro(K, a.data(), b.data(), acc1.data(), true);
     for (size_t i = 0; i < c1.size(); ++i) EXPECT_NEAR(acc1[i], base[i] + c1[i], 1e-5) << i;
     if (vtx::cpu_has_avx2_fma()) {
-      detail::conv_micro_avx2(K, a.data(), b.data(), acc2.data(), true);
+      avx2::conv_micro(K, a.data(), b.data(), acc2.data(), true);
       EXPECT_LE(max_diff(acc1, acc2), 1e-5 * std::max(1.0, std::sqrt(static_cast<double>(K))));
     }
   }
 }
 
 TEST(Conv, ConvTransposeMatchesReference) {
-  std::mt19937 gen(99);
-  const std::vector<Case> cases = {
-      {1, 16, 16, 5, 7, 4, 4, 4, 4, 0, 0},  // reassemble factor 4
-      {2, 8, 5, 3, 6, 2, 2, 2, 2, 0, 0},    // factor 2, batch 2, odd Cout
-      {1, 3, 4, 4, 5, 3, 3, 2, 2, 1, 1},    // general (overlapping taps, padding) via col2im
-      {1, 7, 3, 1, 1, 2, 3, 2, 3, 0, 0},    // 1x1 input, rectangular kernel == stride
-  };
-  for (const Case& c : cases) {
-    ConvGeom g{c.cout, c.cin, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw};
-    auto x = rnd(c.N * c.cin * c.H * c.W, gen);
-    auto w = rnd(c.cin * c.cout * c.kh * c.kw, gen);
-    auto b = rnd(c.cout, gen);
-    ConvTranspose2d ct(w.data(), b.data(), g);
-    const int64_t OH = ct.out_h(c.H), OW = ct.out_w(c.W);
-    std::vector<float> got(c.N * c.cout * OH * OW, NAN), ref(got.size());
-    ct.forward(x.data(), c.N, c.H, c.W, got.data());
-    conv_transpose2d_ref(x.data(), c.N, c.H, c.W, w.data(), b.data(), g, ref.data());
-    EXPECT_LE(max_diff(got, ref), 1e-5 * std::max(1.0, max_abs(ref)))
-        << "k" << c.kh << "x" << c.kw << " s" << c.sh << " p" << c.ph;
-  }
+  vtx::test::for_each_isa([&] {
+    std::mt19937 gen(99);
+    const std::vector<Case> cases = {
+        {1, 16, 16, 5, 7, 4, 4, 4, 4, 0, 0},  // reassemble factor 4
+        {2, 8, 5, 3, 6, 2, 2, 2, 2, 0, 0},    // factor 2, batch 2, odd Cout
+        {1, 3, 4, 4, 5, 3, 3, 2, 2, 1, 1},    // general (overlapping taps, padding) via col2im
+        {1, 7, 3, 1, 1, 2, 3, 2, 3, 0, 0},    // 1x1 input, rectangular kernel == stride
+    };
+    for (const Case& c : cases) {
+      ConvGeom g{c.cout, c.cin, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw};
+      auto x = rnd(c.N * c.cin * c.H * c.W, gen);
+      auto w = rnd(c.cin * c.cout * c.kh * c.kw, gen);
+      auto b = rnd(c.cout, gen);
+      ConvTranspose2d ct(w.data(), b.data(), g);
+      const int64_t OH = ct.out_h(c.H), OW = ct.out_w(c.W);
+      std::vector<float> got(c.N * c.cout * OH * OW, NAN), ref(got.size());
+      ct.forward(x.data(), c.N, c.H, c.W, got.data());
+      conv_transpose2d_ref(x.data(), c.N, c.H, c.W, w.data(), b.data(), g, ref.data());
+      EXPECT_LE(max_diff(got, ref), 1e-5 * std::max(1.0, max_abs(ref)))
+          << "k" << c.kh << "x" << c.kw << " s" << c.sh << " p" << c.ph;
+    }
+  });
 }
 
 TEST(Conv, BatchNormFolding) {

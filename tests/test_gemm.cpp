@@ -9,6 +9,7 @@
 #include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/kernels.hpp"
 #include "support.hpp"
 
 using namespace vtx::kernels;
@@ -145,37 +146,43 @@ TEST(Gemm, DefaultPackUsesFastestLayout) {
   std::vector<float> w(20, 1.f);
   PackedWeight pw = PackedWeight::pack(w.data(), 4, 5);
   EXPECT_EQ(pw.layout(), vtx::cpu_has_avx512() ? 2 : vtx::cpu_has_avx2_fma() ? 1 : 0);
+  // and under a forced narrower path, that path's layout
+  vtx::test::for_each_isa([&] {
+    EXPECT_EQ(PackedWeight::pack(w.data(), 4, 5).layout(), static_cast<int>(kernel_table().isa));
+  });
 }
 
 // Vectorized activations (apply_act: erf GELU, tanh GELU, QuickGELU via exp) vs double-precision formulas.
 TEST(Gemm, ActivationAccuracy) {
-  std::vector<float> x;
-  for (float v = -12.f; v <= 12.f; v += 0.00137f) x.push_back(v);
-  x.push_back(0.f);
-  x.push_back(1e-30f);
-  x.push_back(-1e-20f);
-  x.push_back(60.f);
-  x.push_back(-60.f);
-  for (Act act : {Act::Gelu, Act::GeluTanh, Act::QuickGelu, Act::Relu}) {
-    std::vector<float> y = x;
-    apply_act(y.data(), static_cast<int64_t>(y.size()), act);
-    double worst = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-      const double v = x[i];
-      double r = 0;
-      switch (act) {
-        case Act::Gelu: r = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); break;
-        case Act::GeluTanh: r = 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))); break;
-        case Act::QuickGelu: r = v / (1.0 + std::exp(-1.702 * v)); break;
-        default: r = v > 0 ? v : 0; break;
+  vtx::test::for_each_isa([&] {
+    std::vector<float> x;
+    for (float v = -12.f; v <= 12.f; v += 0.00137f) x.push_back(v);
+    x.push_back(0.f);
+    x.push_back(1e-30f);
+    x.push_back(-1e-20f);
+    x.push_back(60.f);
+    x.push_back(-60.f);
+    for (Act act : {Act::Gelu, Act::GeluTanh, Act::QuickGelu, Act::Relu}) {
+      std::vector<float> y = x;
+      apply_act(y.data(), static_cast<int64_t>(y.size()), act);
+      double worst = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double v = x[i];
+        double r = 0;
+        switch (act) {
+          case Act::Gelu: r = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); break;
+          case Act::GeluTanh: r = 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))); break;
+          case Act::QuickGelu: r = v / (1.0 + std::exp(-1.702 * v)); break;
+          default: r = v > 0 ? v : 0; break;
+        }
+        // absolute error relative to max(|x|, 1): what matters after a following linear layer
+        const double e = std::fabs(y[i] - r) / std::max(1.0, std::fabs(v));
+        worst = std::max(worst, e);
       }
-      // absolute error relative to max(|x|, 1): what matters after a following linear layer
-      const double e = std::fabs(y[i] - r) / std::max(1.0, std::fabs(v));
-      worst = std::max(worst, e);
+      EXPECT_LT(worst, 1e-6) << act_name(act);
+      std::printf("%-9s %-11s max |err|/max(1,|x|) = %.3g\n", isa_name(kernel_table().isa), act_name(act), worst);
     }
-    EXPECT_LT(worst, 1e-6) << act_name(act);
-    std::printf("%-11s max |err|/max(1,|x|) = %.3g\n", act_name(act), worst);
-  }
+  });
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ TEST(PackRows, StackedMixedDtypesMatchPack) {
       }
     }
   }
-  EXPECT_THROW(PackedWeight::pack_rows({{nullptr, DType::I8, 2}}, 3), std::invalid_argument);
+  EXPECT_THROW(PackedWeight::pack_rows({{nullptr, DType::I8, 2}}, 3), vtx::Error);
 }
 
 long rss_kb() {

@@ -13,16 +13,11 @@
 #include "core/cpu.hpp"
 #include "core/half.hpp"
 #include "core/threadpool.hpp"
+#include "kernels/kernels.hpp"
 #include "kernels/qgemm.hpp"
+#include "vtx/error.hpp"
 
 namespace vtx::kernels {
-// The two builds of the int4 parameter search (int4_params.cpp, int4_params_avx2.cpp).
-namespace i4portable {
-void choose_params(const float* w, int64_t n, bool mse, float* scale, float* zero, uint8_t* codes, uint8_t* scratch);
-}
-namespace i4avx2 {
-void choose_params(const float* w, int64_t n, bool mse, float* scale, float* zero, uint8_t* codes, uint8_t* scratch);
-}
 namespace {
 
 std::vector<float> rnd(size_t n, uint32_t seed, float scale = 1.f) {
@@ -330,8 +325,8 @@ TEST(QGemm, Int4ParamsPortableEqualsAvx2) {
     const int64_t n = static_cast<int64_t>(w.size());
     std::vector<uint8_t> c0(w.size()), c1(w.size()), scratch(w.size());
     float s0, z0, s1, z1;
-    i4portable::choose_params(w.data(), n, true, &s0, &z0, c0.data(), scratch.data());
-    i4avx2::choose_params(w.data(), n, true, &s1, &z1, c1.data(), scratch.data());
+    portable::int4_choose_params(w.data(), n, true, &s0, &z0, c0.data(), scratch.data());
+    avx2::int4_choose_params(w.data(), n, true, &s1, &z1, c1.data(), scratch.data());
     ASSERT_EQ(std::memcmp(&s0, &s1, 4), 0) << "n=" << n;
     ASSERT_EQ(std::memcmp(&z0, &z1, 4), 0) << "n=" << n;
     ASSERT_EQ(c0, c1) << "n=" << n;
@@ -392,7 +387,7 @@ TEST(QGemm, ValidateRejectsBadData) {
   QuantData q = quantize(W.data(), 4, 10, WType::Int4);
   q.zero.pop_back();
   EXPECT_NE(validate(q), "");
-  EXPECT_THROW(QuantWeight::pack(q), std::invalid_argument);
+  EXPECT_THROW(QuantWeight::pack(q), vtx::Error);
   QuantData q8 = quantize(W.data(), 4, 10, WType::Int8);
   q8.i8[3] = -128;
   EXPECT_NE(validate(q8), "");

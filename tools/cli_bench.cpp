@@ -13,6 +13,7 @@
 #include "cli.hpp"
 #include "cli_hub.hpp"
 #include "cli_load_options.hpp"
+#include "vtx/cpu.hpp"
 #include "vtx/model.hpp"
 
 namespace vtx::cli {
@@ -84,13 +85,17 @@ static int cmd_bench(const Args& args) {
                       {"images_per_s_at_median", batch / (median / 1e3)}, {"gflop_per_batch", gflop},
                       {"gflops_at_median", gflops}, {"fma_peak_gflops", peak},
                       {"pct_peak", peak > 0 ? 100.0 * gflops / peak : 0.0}, {"peak_rss_mb", peak_rss_mb()},
-                      {"rss_after_load_mb", rss_loaded}, {"rss_steady_mb", rss_steady}};
+                      {"rss_after_load_mb", rss_loaded}, {"rss_steady_mb", rss_steady}, {"cpu", cpu_isa_string()}};
+  for (const KernelPath& k : kernel_dispatch_table()) j["kernels"][k.family] = k.path;
   if (p.has("--json")) {
     std::cout << j.dump() << "\n";
   } else {
     std::printf("%s  batch %d  %lldx%lld  %d threads\n", info.architecture.c_str(), batch, static_cast<long long>(H),
                 static_cast<long long>(W), num_threads());
     std::printf("weights   %s\n", weights_label(info).c_str());
+    std::printf("kernels  ");
+    for (const KernelPath& k : kernel_dispatch_table()) std::printf(" %s=%s", k.family.c_str(), k.path.c_str());
+    std::printf("   (cpu: %s)\n", cpu_isa_string().c_str());
     std::printf("load      %8.1f ms\n", load_ms);
     std::printf("median    %8.2f ms   min %.2f   p90 %.2f   (%d iters after %d warm-up)\n", median, sorted.front(), p90,
                 iters, warmup);

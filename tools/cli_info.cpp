@@ -4,14 +4,15 @@
 #include "cli.hpp"
 #include "cli_hub.hpp"
 #include "cli_load_options.hpp"
+#include "vtx/cpu.hpp"
 #include "vtx/model.hpp"
 
 namespace vtx::cli {
 
 static int cmd_info(const Args& args) {
-  ArgParser p(args, with_hub_flags(with_load_flags({})), with_hub_bool_flags({"--labels"}));
+  ArgParser p(args, with_hub_flags(with_load_flags({})), with_hub_bool_flags({"--labels", "--verbose"}));
   if (p.positional().size() != 1)
-    throw CliError("usage: vtx info MODEL_DIR|ORG/NAME[@REV] [--labels] " + std::string(kLoadFlagsUsage) + " " + kHubFlagsUsage);
+    throw CliError("usage: vtx info MODEL_DIR|ORG/NAME[@REV] [--labels] [--verbose] " + std::string(kLoadFlagsUsage) + " " + kHubFlagsUsage);
   const ResolvedModel where = resolve_model_arg(p, p.positional()[0]);  // folder or hub id
   auto m = Model::load(where.dir, load_options(p));
   if (where.from_hub)  // where the snapshot came from
@@ -48,6 +49,10 @@ static int cmd_info(const Args& args) {
     const size_t show = p.has("--labels") ? i.id2label.size() : std::min<size_t>(i.id2label.size(), 10);
     for (size_t k = 0; k < show; ++k) std::cout << "  " << k << ": " << i.id2label[k] << "\n";
     if (show < i.id2label.size()) std::cout << "  ... (" << i.id2label.size() - show << " more; --labels lists all)\n";
+  }
+  if (p.has("--verbose")) {  // the kernel path each family runs on this CPU (dispatch table)
+    std::cout << "cpu: " << cpu_isa_string() << "\nkernels:\n";
+    for (const KernelPath& k : kernel_dispatch_table()) std::cout << "  " << k.family << ": " << k.path << "\n";
   }
   return 0;
 }

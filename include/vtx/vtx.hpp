@@ -1,5 +1,6 @@
 #pragma once
 // The whole vtx public API.
+#include "vtx/cpu.hpp"
 #include "vtx/error.hpp"
 #include "vtx/export.hpp"
 #include "vtx/hub.hpp"

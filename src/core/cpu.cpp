@@ -4,8 +4,12 @@
 #include <cpuid.h>
 #endif
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "vtx/error.hpp"
 
 namespace vtx {
 
@@ -24,27 +28,54 @@ const CpuFeatures& cpu_features() {
     c.avx512vl = __builtin_cpu_supports("avx512vl");
     c.avx512bw = __builtin_cpu_supports("avx512bw");
     c.avx512dq = __builtin_cpu_supports("avx512dq");
+    c.avx512vnni = __builtin_cpu_supports("avx512vnni");
 #endif
     return c;
   }();
   return f;
 }
 
+bool env_flag(const char* name) {
+  const char* e = std::getenv(name);
+  if (!e || !*e || std::strcmp(e, "0") == 0) return false;
+  if (std::strcmp(e, "1") == 0) return true;
+  throw Error(std::string(name) + "=\"" + e + "\": expected 0 or 1");
+}
+
+int64_t env_int(const char* name, int64_t def, int64_t lo, int64_t hi) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return def;
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(e, &end, 10);
+  if (errno != 0 || end == e || *end != '\0' || v < lo || v > hi)
+    throw Error(std::string(name) + "=\"" + e + "\": expected an integer in [" + std::to_string(lo) + ", " +
+                std::to_string(hi) + "]");
+  return v;
+}
+
 bool cpu_has_avx2_fma() {
   static const bool ok = [] {
-    const char* e = std::getenv("VTX_DISABLE_AVX2");
-    if (e && *e && std::strcmp(e, "0") != 0) return false;
-    return cpu_features().avx2 && cpu_features().fma;
+    const bool off = env_flag("VTX_DISABLE_AVX2");
+    const CpuFeatures& f = cpu_features();
+    return !off && f.avx2 && f.fma && f.f16c;
   }();
   return ok;
 }
 
 bool cpu_has_avx512() {
   static const bool ok = [] {
-    const char* e = std::getenv("VTX_DISABLE_AVX512");
-    if (e && *e && std::strcmp(e, "0") != 0) return false;
+    const bool off = env_flag("VTX_DISABLE_AVX512");
     const CpuFeatures& f = cpu_features();
-    return cpu_has_avx2_fma() && f.avx512f && f.avx512vl && f.avx512bw && f.avx512dq;
+    return !off && cpu_has_avx2_fma() && f.avx512f && f.avx512vl && f.avx512bw && f.avx512dq;
+  }();
+  return ok;
+}
+
+bool cpu_has_avx512_vnni() {
+  static const bool ok = [] {
+    const bool off = env_flag("VTX_DISABLE_VNNI");
+    return !off && cpu_has_avx512() && cpu_features().avx512vnni;
   }();
   return ok;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <system_error>
 
+#include "core/cpu.hpp"
 #include "vtx/error.hpp"
 
 namespace vtx {
@@ -135,11 +136,10 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 
 namespace {
 int default_threads() {
-  if (const char* s = std::getenv("VTX_NUM_THREADS")) {
-    char* end = nullptr;
-    const long n = std::strtol(s, &end, 10);
-    if (end != s && *end == 0 && n > 0) return static_cast<int>(std::min<long>(n, max_threads()));
-  }
+  // Unset or empty: the hardware concurrency; anything but a positive integer throws vtx::Error naming the
+  // variable; values above max_threads() are capped as before.
+  if (const int64_t n = env_int("VTX_NUM_THREADS", 0, 1, 1 << 20))
+    return static_cast<int>(std::min<int64_t>(n, max_threads()));
   unsigned hc = std::thread::hardware_concurrency();
   return hc ? static_cast<int>(hc) : 1;
 }

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <string>
 
-#include "core/cpu.hpp"
 #include "core/threadpool.hpp"
+#include "kernels/kernels.hpp"
 #include "vtx/error.hpp"
 
 namespace vtx::kernels {
@@ -58,28 +58,10 @@ struct Run {
   int64_t src;
 };
 
-detail::ConvMicroKernel pick_kernel() {
-  static const detail::ConvMicroKernel k = cpu_has_avx2_fma() ? detail::conv_micro_avx2 : detail::conv_micro_portable;
-  return k;
-}
+detail::ConvMicroKernel pick_kernel() { return kernel_table().conv_micro; }
 
 }  // namespace
 
-namespace detail {
-void conv_micro_portable(int64_t K, const float* a, const float* b, float* c, bool accumulate) {
-  float acc[kMR][kNR] = {};
-  if (accumulate) std::memcpy(acc, c, sizeof(acc));
-  for (int64_t k = 0; k < K; ++k) {
-    const float* ak = a + k * kMR;
-    const float* bk = b + k * kNR;
-    for (int r = 0; r < kMR; ++r) {
-      const float av = ak[r];
-      for (int j = 0; j < kNR; ++j) acc[r][j] += av * bk[j];
-    }
-  }
-  std::memcpy(c, acc, sizeof(acc));
-}
-}  // namespace detail
 
 void fold_batch_norm(std::vector<float>& weight, std::vector<float>& bias, int64_t cout, const float* gamma,
                      const float* beta, const float* mean, const float* var, double eps) {

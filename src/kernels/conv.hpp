@@ -4,7 +4,7 @@
 //   Conv2d          weight [Cout, Cin, kh, kw], optional bias [Cout]
 //   ConvTranspose2d weight [Cin, Cout, kh, kw], optional bias [Cout]
 //
-// The weights are packed once (constructor) into the panel layout of the conv GEMM (conv.cpp / conv_avx2.cpp):
+// The weights are packed once (constructor) into the panel layout of the conv GEMM (conv.cpp; micro-kernels in portable/conv.cpp, avx2/conv.cpp):
 // out[n, co, p] = sum_k A[co, k] * col[k, p] with k = (ci, ky, kx) and p = (oy, ox); the im2col matrix is never
 // materialised, it is gathered 16 output pixels at a time straight into the micro-kernel's panel.
 // Multi-threaded on the global pool. The *_ref functions are scalar double-accumulating references.
@@ -96,9 +96,8 @@ constexpr int kMR = 6;   // output channels per micro-tile
 constexpr int kNR = 16;  // output pixels per micro-tile
 constexpr int64_t kKC = 256;  // K block: a [kKC][NR] slice of the pixel panel stays in L1 across all Cout tiles
 // c[MR][NR] (+)= sum_k a[k][MR] (x) b[k][NR]; accumulate: add to c, else overwrite it.
+// Implementations: portable::conv_micro, avx2::conv_micro (kernels.hpp).
 using ConvMicroKernel = void (*)(int64_t K, const float* a, const float* b, float* c, bool accumulate);
-void conv_micro_portable(int64_t K, const float* a, const float* b, float* c, bool accumulate);
-void conv_micro_avx2(int64_t K, const float* a, const float* b, float* c, bool accumulate);  // conv_avx2.cpp
 }  // namespace detail
 
 }  // namespace vtx::kernels

@@ -1,5 +1,5 @@
-// Public GEMM entry points: packing, run-time dispatch (AVX2/FMA panels, layout 1, in gemm_avx2.cpp),
-// the portable path (layout 0: W transposed to [K, N]) and the scalar reference.
+// f32 GEMM family: packing, dispatch by the packed layout (portable/gemm.cpp, avx2/gemm.cpp, avx512/gemm.cpp)
+// and the scalar reference.
 #include "kernels/gemm.hpp"
 
 #include <algorithm>
@@ -8,24 +8,13 @@
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
-#include <stdexcept>
 #include <string>
 
-#include "core/cpu.hpp"
 #include "core/half.hpp"
-#include "core/threadpool.hpp"
+#include "kernels/kernels.hpp"
+#include "vtx/error.hpp"
 
 namespace vtx::kernels {
-
-namespace avx2 {  // gemm_avx2.cpp
-void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C,
-                   int64_t ldc, const Epilogue& ep);
-void apply_act(float* y, int64_t n, Act act);
-}  // namespace avx2
-namespace avx512 {  // gemm_avx512.cpp
-void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C,
-                   int64_t ldc, const Epilogue& ep);
-}  // namespace avx512
 
 float act_ref(float x, Act act) {
   switch (act) {
@@ -43,8 +32,7 @@ float act_ref(float x, Act act) {
 
 void apply_act(float* y, int64_t n, Act act) {
   if (act == Act::None) return;
-  if (cpu_has_avx2_fma()) return avx2::apply_act(y, n, act);
-  for (int64_t i = 0; i < n; ++i) y[i] = act_ref(y[i], act);
+  kernel_table().activation(y, n, act);
 }
 
 struct PackAccess {
@@ -59,22 +47,18 @@ struct PackAccess {
 bool PackedWeight::layout_supported(int layout) {
   switch (layout) {
     case kLayoutPortable: return true;
-    case kLayoutAvx2: return cpu_has_avx2_fma();
-    case kLayoutAvx512: return cpu_has_avx512();
+    case kLayoutAvx2: return isa_available(Isa::Avx2);
+    case kLayoutAvx512: return isa_available(Isa::Avx512);
   }
   return false;
 }
 
-static int best_layout() {
-  return cpu_has_avx512() ? PackedWeight::kLayoutAvx512
-         : cpu_has_avx2_fma() ? PackedWeight::kLayoutAvx2
-                              : PackedWeight::kLayoutPortable;
-}
+static int best_layout() { return kernel_table().gemm_layout; }
 
 PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K) { return pack(w, N, K, best_layout()); }
 
 PackedWeight PackedWeight::pack(const float* w, int64_t N, int64_t K, int layout) {
-  if (N < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
+  if (N < 0) throw Error("PackedWeight::pack: N = " + std::to_string(N) + " is negative");
   return pack_rows({{w, DType::F32, N}}, K, layout);
 }
 
@@ -98,7 +82,7 @@ static void read_row(const WeightRows& part, int64_t r, int64_t K, float* out) {
       }
       return;
     }
-    default: throw std::invalid_argument("PackedWeight::pack_rows: weights must be F32, F16 or BF16");
+    default: throw Error("PackedWeight::pack_rows: weights must be F32, F16 or BF16");
   }
 }
 
@@ -115,16 +99,16 @@ static void stream_copy(float* dst, const float* src, int64_t n) {
 PackedWeight PackedWeight::pack_rows(const std::vector<WeightRows>& parts, int64_t K, int layout) {
   int64_t N = 0;
   for (const WeightRows& p : parts) {
-    if (p.rows < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
+    if (p.rows < 0) throw Error("PackedWeight::pack_rows: parts.rows = " + std::to_string(p.rows) + " is negative");
     if (p.dtype != DType::F32 && p.dtype != DType::F16 && p.dtype != DType::BF16)
-      throw std::invalid_argument("PackedWeight::pack_rows: weights must be F32, F16 or BF16");
+      throw Error("PackedWeight::pack_rows: parts.dtype must be F32, F16 or BF16");
     N += p.rows;
   }
-  if (K < 0) throw std::invalid_argument("PackedWeight::pack: negative shape");
+  if (K < 0) throw Error("PackedWeight::pack: K = " + std::to_string(K) + " is negative");
   if (!layout_supported(layout)) {
     if (layout == kLayoutAvx2 || layout == kLayoutAvx512)
-      throw std::runtime_error("PackedWeight::pack: layout " + std::to_string(layout) + " not supported by this CPU");
-    throw std::invalid_argument("PackedWeight::pack: unknown layout " + std::to_string(layout));
+      throw Error("PackedWeight::pack: layout " + std::to_string(layout) + " not supported by this CPU");
+    throw Error("PackedWeight::pack: unknown layout " + std::to_string(layout));
   }
   // Layout 0 is [K, N] (one panel N wide); layouts 1 and 2 are panels of NR columns, [N/NR][K][NR]. The buffer
   // starts zeroed, so the padding columns of the last panel need no writes.
@@ -175,43 +159,9 @@ PackedWeight PackedWeight::pack_rows(const std::vector<WeightRows>& parts, int64
   return p;
 }
 
-// acc holds the raw sums for columns [n0, n1) of row m; residual is read before c is written (may alias).
-static inline void epilogue_row(const float* acc, float* c, int64_t m, int64_t n0, int64_t n1, const Epilogue& ep) {
-  for (int64_t n = n0; n < n1; ++n) {
-    float y = acc[n - n0];
-    if (ep.bias) y += ep.bias[n];
-    y = act_ref(y, ep.act);
-    if (ep.scale) y *= ep.scale[n];
-    if (ep.residual) y += ep.residual[m * ep.ldr + n];
-    c[n] = y;
-  }
-}
-
 void linear(const float* A, int64_t M, int64_t lda, const PackedWeight& W, float* C, int64_t ldc,
             const Epilogue& ep) {
-  const int64_t N = W.N(), K = W.K();
-  if (W.layout() == PackedWeight::kLayoutAvx2) return avx2::linear_panels(A, M, lda, W.data(), N, K, C, ldc, ep);
-  if (W.layout() == PackedWeight::kLayoutAvx512)
-    return avx512::linear_panels(A, M, lda, W.data(), N, K, C, ldc, ep);
-  const float* B = W.data();  // [K, N]
-  global_pool().parallel_for(M, [&](int64_t m0, int64_t m1) {
-    constexpr int64_t NB = 256;
-    std::vector<float> acc(NB);
-    for (int64_t m = m0; m < m1; ++m) {
-      const float* a = A + m * lda;
-      float* c = C + m * ldc;
-      for (int64_t nb = 0; nb < N; nb += NB) {
-        int64_t ne = std::min(N, nb + NB);
-        std::fill(acc.begin(), acc.end(), 0.f);
-        for (int64_t k = 0; k < K; ++k) {
-          float av = a[k];
-          const float* b = B + k * N;
-          for (int64_t n = nb; n < ne; ++n) acc[n - nb] += av * b[n];
-        }
-        epilogue_row(acc.data(), c, m, nb, ne, ep);
-      }
-    }
-  });
+  gemm_kernel_for_layout(W.layout())(A, M, lda, W.data(), W.N(), W.K(), C, ldc, ep);
 }
 
 void linear_ref(const float* A, int64_t M, int64_t lda, const float* W, int64_t N, int64_t K, float* C,

@@ -47,7 +47,7 @@ struct WeightRows {
   int64_t rows;
 };
 
-// Packed weight. The layout is private to the kernel implementation (gemm.cpp / gemm_*.cpp).
+// Packed weight. The layout is private to the kernel implementation (gemm.cpp, portable/gemm.cpp, avx2/gemm.cpp, avx512/gemm.cpp).
 class PackedWeight {
  public:
   PackedWeight() = default;

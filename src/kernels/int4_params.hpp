@@ -20,7 +20,7 @@ namespace vtx::kernels {
 enum class Int4Method : uint8_t { MinMax, Mse };
 const char* int4_method_name(Int4Method m);                 // "minmax", "mse"
 bool parse_int4_method(const std::string& s, Int4Method* out);  // false when unknown
-// Mse, or what VTX_INT4_METHOD says (read once; an unknown value throws std::invalid_argument).
+// Mse, or what VTX_INT4_METHOD says (read once; an unknown value throws vtx::Error naming the variable).
 Int4Method int4_default_method();
 
 // Chooses (scale, zero) for the n >= 1 weights w[0..n) of one group and writes their codes (0..15, one per

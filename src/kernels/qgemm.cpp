@@ -1,29 +1,18 @@
-// Quantized / half-precision linear layers: quantizers, packing, the portable kernels, the scalar references
-// and the run-time dispatch to qgemm_avx512.cpp / qgemm_avx2.cpp. See qgemm.hpp for the formats.
+// Quantized / half-precision linear layers: quantizers, packing, the scalar references and the dispatch to
+// portable/qgemm.cpp, avx2/qgemm.cpp (weight-only), avx2/int8.cpp, avx512/qgemm.cpp, avx512/int8_vnni.cpp.
+// See qgemm.hpp for the formats.
 #include "kernels/qgemm.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <stdexcept>
 
-#include "core/cpu.hpp"
 #include "core/half.hpp"
-#include "core/threadpool.hpp"
+#include "kernels/common/epilogue_scalar.hpp"
+#include "kernels/kernels.hpp"
+#include "vtx/error.hpp"
 
 namespace vtx::kernels {
-
-namespace qavx2 {  // qgemm_avx2.cpp
-void linear_q(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
-              const Epilogue& ep);
-void linear_q_impl(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
-                   const Epilogue& ep, bool vnni);
-bool int8_vnni();
-}
-namespace avx512 {  // qgemm_avx512.cpp (weight-only types)
-void linear_q_wo(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
-                 const Epilogue& ep);
-}
 
 const char* wtype_name(WType t) {
   switch (t) {
@@ -66,8 +55,8 @@ float quantize_row_int8(const float* a, int64_t K, int8_t* q) {
 }
 
 QuantData quantize(const float* w, int64_t N, int64_t K, WType type, int64_t group, Int4Method method) {
-  if (N < 0 || K < 0) throw std::invalid_argument("quantize: negative shape");
-  if (group <= 0) throw std::invalid_argument("quantize: group must be positive");
+  if (N < 0 || K < 0) throw Error("quantize: N = " + std::to_string(N) + ", K = " + std::to_string(K) + ": negative shape");
+  if (group <= 0) throw Error("quantize: group = " + std::to_string(group) + " must be positive");
   QuantData q;
   q.type = type;
   q.N = N;
@@ -75,7 +64,7 @@ QuantData quantize(const float* w, int64_t N, int64_t K, WType type, int64_t gro
   q.group = group;
   const size_t NK = static_cast<size_t>(N * K);
   switch (type) {
-    case WType::F32: throw std::invalid_argument("quantize: f32 is not a quantized type");
+    case WType::F32: throw Error("quantize: type f32 is not a quantized type");
     case WType::F16:
       q.half.resize(NK);
       for (size_t i = 0; i < NK; ++i) q.half[i] = f32_to_f16(w[i]);
@@ -120,14 +109,14 @@ QuantData quantize(const float* w, int64_t N, int64_t K, WType type, int64_t gro
 }
 
 QuantData concat_rows(const std::vector<const QuantData*>& parts) {
-  if (parts.empty()) throw std::invalid_argument("concat_rows: no parts");
+  if (parts.empty()) throw Error("concat_rows: no parts");
   QuantData r;
   r.type = parts[0]->type;
   r.K = parts[0]->K;
   r.group = parts[0]->group;
   for (const QuantData* p : parts) {
     if (p->type != r.type || p->K != r.K || p->group != r.group)
-      throw std::invalid_argument("concat_rows: parts differ in type, K or group");
+      throw Error("concat_rows: parts differ in type, K or group");
     r.N += p->N;
     r.half.insert(r.half.end(), p->half.begin(), p->half.end());
     r.i8.insert(r.i8.end(), p->i8.begin(), p->i8.end());
@@ -201,7 +190,7 @@ std::string validate(const QuantData& q) {
 
 QuantWeight QuantWeight::pack(const QuantData& q) {
   const std::string err = validate(q);
-  if (!err.empty()) throw std::invalid_argument("QuantWeight::pack: " + err);
+  if (!err.empty()) throw Error("QuantWeight::pack: " + err);
   QuantWeight w;
   w.type_ = q.type;
   w.n_ = q.N;
@@ -307,17 +296,6 @@ QuantData QuantWeight::unpack() const {
   return q;
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Epilogue (scalar): y = acc + bias; act; * scale; + residual.
-
-static inline float epilogue1(float y, int64_t m, int64_t n, const Epilogue& ep) {
-  if (ep.bias) y += ep.bias[n];
-  y = act_ref(y, ep.act);
-  if (ep.scale) y *= ep.scale[n];
-  if (ep.residual) y += ep.residual[m * ep.ldr + n];
-  return y;
-}
-
 void linear_q_ref(const float* A, int64_t M, int64_t lda, const QuantData& q, float* C, int64_t ldc,
                   const Epilogue& ep) {
   const int64_t N = q.N, K = q.K;
@@ -329,7 +307,7 @@ void linear_q_ref(const float* A, int64_t M, int64_t lda, const QuantData& q, fl
         int64_t acc = 0;
         for (int64_t k = 0; k < K; ++k) acc += static_cast<int64_t>(qa[k]) * q.i8[n * K + k];
         const float y = static_cast<float>(acc) * (sa * q.scale[n]);
-        C[m * ldc + n] = epilogue1(y, m, n, ep);
+        C[m * ldc + n] = epilogue_scalar(y, m, n, ep);
       }
     }
     return;
@@ -339,129 +317,40 @@ void linear_q_ref(const float* A, int64_t M, int64_t lda, const QuantData& q, fl
     for (int64_t n = 0; n < N; ++n) {
       double s = 0;
       for (int64_t k = 0; k < K; ++k) s += static_cast<double>(A[m * lda + k]) * w[n * K + k];
-      C[m * ldc + n] = epilogue1(static_cast<float>(s), m, n, ep);
+      C[m * ldc + n] = epilogue_scalar(static_cast<float>(s), m, n, ep);
     }
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Portable kernels (same packed layout as the AVX2 ones).
+// Dispatch
 
-constexpr int64_t NR = QuantWeight::NR;
-
-// Dequantizes panel p, k in [k0, k0 + kc), into out[kc][16].
-static void dequant_panel(const QuantWeight& W, int64_t p, int64_t k0, int64_t kc, float* out) {
-  const int64_t K = W.K();
-  switch (W.type()) {
-    case WType::F16:
-    case WType::BF16: {
-      const uint16_t* d = reinterpret_cast<const uint16_t*>(W.data()) + (p * K + k0) * NR;
-      const bool f16 = W.type() == WType::F16;
-      for (int64_t i = 0; i < kc * NR; ++i) out[i] = f16 ? f16_to_f32(d[i]) : bf16_to_f32(d[i]);
-      break;
-    }
-    case WType::Int4: {
-      const int64_t G = (K + W.group() - 1) / W.group();
-      for (int64_t k = k0; k < k0 + kc; ++k) {
-        const uint8_t* b = W.data() + (p * K + k) * (NR / 2);
-        const int64_t g = k / W.group();
-        const float* s = W.scales() + (p * G + g) * NR;
-        const float* z = W.zeros() + (p * G + g) * NR;
-        float* o = out + (k - k0) * NR;
-        for (int64_t j = 0; j < NR; ++j) {
-          const int v = j % 2 ? b[j / 2] >> 4 : b[j / 2] & 15;
-          o[j] = std::fma(static_cast<float>(v - 8), s[j], z[j]);
-        }
-      }
-      break;
-    }
-    default: throw std::logic_error("dequant_panel: not a weight-only type");
-  }
-}
-
-void linear_q_portable(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
-                       const Epilogue& ep) {
-  const int64_t N = W.N(), K = W.K(), np = (N + NR - 1) / NR;
-  if (M <= 0 || N <= 0) return;
-  if (W.type() == WType::Int8) {
-    const int64_t K4 = (K + 3) / 4, Kp = K4 * 4;
-    std::vector<int8_t> qa(static_cast<size_t>(M * Kp), 0);
-    std::vector<float> sa(static_cast<size_t>(M));
-    global_pool().parallel_for(M, [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; ++m) sa[m] = quantize_row_int8(A + m * lda, K, qa.data() + m * Kp);
-    });
-    const int8_t* wq = reinterpret_cast<const int8_t*>(W.data());
-    global_pool().parallel_for(M, [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; ++m) {
-        const int8_t* a = qa.data() + m * Kp;
-        for (int64_t p = 0; p < np; ++p) {
-          int32_t acc[NR] = {};
-          const int8_t* b = wq + p * K4 * NR * 4;
-          for (int64_t k4 = 0; k4 < K4; ++k4)
-            for (int64_t j = 0; j < NR; ++j) {
-              const int8_t* bb = b + (k4 * NR + j) * 4;
-              const int8_t* aa = a + k4 * 4;
-              acc[j] += aa[0] * bb[0] + aa[1] * bb[1] + aa[2] * bb[2] + aa[3] * bb[3];
-            }
-          for (int64_t j = 0; j < NR && p * NR + j < N; ++j) {
-            const int64_t n = p * NR + j;
-            const float y = static_cast<float>(acc[j]) * (sa[m] * W.scales()[n]);
-            C[m * ldc + n] = epilogue1(y, m, n, ep);
-          }
-        }
-      }
-    });
-    return;
-  }
-  // Weight-only: each thread dequantizes one panel (all of K) at a time and sweeps its rows over it.
-  global_pool().parallel_for(M, [&](int64_t m0, int64_t m1) {
-    std::vector<float> b(static_cast<size_t>(K * NR));
-    for (int64_t p = 0; p < np; ++p) {
-      dequant_panel(W, p, 0, K, b.data());
-      for (int64_t m = m0; m < m1; ++m) {
-        float acc[NR] = {};
-        const float* a = A + m * lda;
-        for (int64_t k = 0; k < K; ++k) {
-          const float av = a[k];
-          const float* bk = b.data() + k * NR;
-          for (int64_t j = 0; j < NR; ++j) acc[j] += av * bk[j];
-        }
-        for (int64_t j = 0; j < NR && p * NR + j < N; ++j) C[m * ldc + p * NR + j] = epilogue1(acc[j], m, p * NR + j, ep);
-      }
-    }
-  });
+static void run_q(const KernelTable& t, const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C,
+                  int64_t ldc, const Epilogue& ep) {
+  if (W.type() == WType::F32) throw Error("linear_q: W is empty or f32 (not a QuantWeight type)");
+  (W.type() == WType::Int8 ? t.gemm_int8 : t.gemm_weight_only)(A, M, lda, W, C, ldc, ep);
 }
 
 void linear_q(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
               const Epilogue& ep) {
-  if (W.type() == WType::F32) throw std::logic_error("linear_q: empty / f32 QuantWeight");
-  if (W.type() != WType::Int8 && cpu_has_avx512()) return avx512::linear_q_wo(A, M, lda, W, C, ldc, ep);
-  if (cpu_has_avx2_fma()) return qavx2::linear_q(A, M, lda, W, C, ldc, ep);
-  linear_q_portable(A, M, lda, W, C, ldc, ep);
+  run_q(kernel_table(), A, M, lda, W, C, ldc, ep);
 }
 
-void linear_q_avx512(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
-                     const Epilogue& ep) {
-  if (!cpu_has_avx512())
-    throw std::runtime_error("linear_q_avx512: no AVX-512 on this CPU (or VTX_DISABLE_AVX512=1)");
-  if (W.type() == WType::F32) throw std::logic_error("linear_q: empty / f32 QuantWeight");
-  if (W.type() == WType::Int8) return qavx2::linear_q(A, M, lda, W, C, ldc, ep);
-  avx512::linear_q_wo(A, M, lda, W, C, ldc, ep);
-}
-
-const char* weight_only_kernel_name() {
-  if (cpu_has_avx512()) return "avx512";
-  return cpu_has_avx2_fma() ? "avx2" : "portable";
+void linear_q_portable(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
+                       const Epilogue& ep) {
+  run_q(kernel_table(Isa::Portable), A, M, lda, W, C, ldc, ep);
 }
 
 void linear_q_avx2(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
                    const Epilogue& ep) {
-  if (!cpu_has_avx2_fma()) throw std::runtime_error("linear_q_avx2: this CPU has no AVX2/FMA");
-  qavx2::linear_q_impl(A, M, lda, W, C, ldc, ep, false);
+  run_q(kernel_table(Isa::Avx2), A, M, lda, W, C, ldc, ep);
 }
 
-const char* int8_kernel_name() {
-  if (!cpu_has_avx2_fma()) return "portable";
-  return qavx2::int8_vnni() ? "avx512-vnni" : "avx2";
+void linear_q_avx512(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
+                     const Epilogue& ep) {
+  run_q(kernel_table(Isa::Avx512), A, M, lda, W, C, ldc, ep);
 }
+
+const char* weight_only_kernel_name() { return kernel_table().paths[KernelTable::kGemmWeightOnly].path; }
+const char* int8_kernel_name() { return kernel_table().paths[KernelTable::kGemmInt8].path; }
 
 }  // namespace vtx::kernels

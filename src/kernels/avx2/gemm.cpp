@@ -1,4 +1,4 @@
-// AVX2/FMA GEMM for linear layers: C = epilogue(A * W^T) with W packed in panels of 16 output columns
+// AVX2/FMA f32 GEMM for linear layers: C = epilogue(A * W^T) with W packed in panels of 16 output columns
 // (layout 1: panel p holds W[16p .. 16p+15, k] for k = 0..K-1, 16 floats per k, zero padded past N).
 //
 // Blocking (per thread): rows in blocks of MC, columns in blocks of NC panels, K in blocks of KC.
@@ -13,10 +13,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/cpu.hpp"
 #include "core/threadpool.hpp"
-#include "kernels/elementwise_avx2.hpp"
-#include "kernels/gemm.hpp"
-#include "kernels/gemm_avx2_blocks.hpp"
+#include "kernels/avx2/gemm_blocks.hpp"
+#include "kernels/avx2/vmath.hpp"
+#include "kernels/kernels.hpp"
 
 namespace vtx::kernels::avx2 {
 
@@ -28,9 +29,9 @@ namespace {
 struct Tuning {
   int64_t kc = 384, mc = 192, nc_panels = 16;
   Tuning() {
-    if (const char* e = std::getenv("VTX_GEMM_KC")) kc = std::max(16L, std::atol(e));
-    if (const char* e = std::getenv("VTX_GEMM_MC")) mc = std::max<int64_t>(MR, std::atol(e) / MR * MR);
-    if (const char* e = std::getenv("VTX_GEMM_NC")) nc_panels = std::max(1L, std::atol(e));
+    kc = env_int("VTX_GEMM_KC", kc, 16, 1 << 20);
+    mc = std::max<int64_t>(MR, env_int("VTX_GEMM_MC", mc, 1, 1 << 24) / MR * MR);
+    nc_panels = env_int("VTX_GEMM_NC", nc_panels, 1, 1 << 20);
   }
 };
 const Tuning& tuning() {

@@ -15,9 +15,9 @@
 #include <new>
 
 #include "core/threadpool.hpp"
-#include "kernels/attention.hpp"
-#include "kernels/scratch.hpp"
-#include "kernels/elementwise_avx2.hpp"
+#include "kernels/common/scratch.hpp"
+#include "kernels/avx2/vmath.hpp"
+#include "kernels/kernels.hpp"
 
 namespace vtx::kernels::avx2 {
 

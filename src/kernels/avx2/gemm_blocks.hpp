@@ -1,17 +1,17 @@
 #pragma once
-// Building blocks of the AVX2/FMA GEMMs (fp32 in gemm_avx2.cpp, weight-only half/int4 in qgemm_avx2.cpp):
+// Building blocks of the AVX2/FMA GEMMs (fp32 in avx2/gemm.cpp, weight-only half/int4 in avx2/qgemm.cpp, int8 epilogue in avx2/int8.cpp):
 // per-thread scratch buffers, the fused epilogue on 16 columns, the 6x16 FMA micro-kernel and A packing.
-// Include only from *_avx2.cpp files (compiled with -mavx2 -mfma).
+// Include only from src/kernels/avx2/ files (compiled with -mavx2 -mfma -mf16c).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <new>
 
-#include "kernels/elementwise_avx2.hpp"
+#include "kernels/avx2/vmath.hpp"
 #include "kernels/gemm.hpp"
-#include "kernels/gemm_split.hpp"
-#include "kernels/scratch.hpp"
+#include "kernels/common/gemm_split.hpp"
+#include "kernels/common/scratch.hpp"
 
 namespace vtx::kernels::avx2_blocks {
 

@@ -1,5 +1,5 @@
 #pragma once
-// Building blocks of the AVX-512 GEMMs (fp32 in gemm_avx512.cpp, weight-only f16/bf16/int4 in qgemm_avx512.cpp):
+// Building blocks of the AVX-512 GEMMs (fp32 in avx512/gemm.cpp, weight-only f16/bf16/int4 in avx512/qgemm.cpp; the int8 VNNI kernel uses its epilogue):
 // per-thread scratch, the fused epilogue on 32 columns, the 8x32 FMA microkernel, A packing, the blocked
 // region loop (templated on where the [kc][32] f32 B blocks come from) and the thread split.
 // Include only from files compiled with the default (portable) flags: every AVX-512 function carries a target
@@ -13,12 +13,13 @@
 #include <cstdlib>
 #include <new>
 
+#include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 #include "kernels/gemm.hpp"
-#include "kernels/gemm_split.hpp"
-#include "kernels/scratch.hpp"
-#include "kernels/transpose_avx.hpp"
-#include "kernels/vmath_avx512.hpp"
+#include "kernels/common/gemm_split.hpp"
+#include "kernels/common/scratch.hpp"
+#include "kernels/common/transpose8x8.hpp"
+#include "kernels/avx512/vmath.hpp"
 
 #define VTX_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
 
@@ -40,20 +41,21 @@ struct Blocking {
   bool prefetch_b = true;  // L2 prefetch of the next B block during the first tile of each panel
   // Overrides from the environment: <prefix>_KC, <prefix>_MC (rounded down to a multiple of MR), <prefix>_NC,
   // <prefix>_PFB (0/1).
+  // Malformed values throw vtx::Error naming the variable (core/cpu.hpp env_int).
   void read_env(const char* prefix) {
     char name[64];
-    auto get = [&](const char* what) {
+    auto var = [&](const char* what) {
       std::snprintf(name, sizeof name, "%s_%s", prefix, what);
-      return std::getenv(name);
+      return name;
     };
-    if (const char* e = get("PFB")) prefetch_b = std::atoi(e) != 0;
-    if (const char* e = get("KC")) kc = imax(16, std::atol(e));
-    if (const char* e = get("MC")) mc = imax(MR, std::atol(e) / MR * MR);
-    if (const char* e = get("NC")) nc_panels = imax(1, std::atol(e));
+    prefetch_b = env_int(var("PFB"), prefetch_b ? 1 : 0, 0, 1) != 0;
+    kc = env_int(var("KC"), kc, 16, 1 << 20);
+    mc = imax(MR, env_int(var("MC"), mc, 1, 1 << 24) / MR * MR);
+    nc_panels = env_int(var("NC"), nc_panels, 1, 1 << 20);
   }
 };
 
-// ---- 512-bit math (same algorithms as elementwise_avx2.hpp) ----
+// ---- 512-bit math (same algorithms as avx2/vmath.hpp) ----
 
 VTX_AVX512_INLINE __m512 erf512(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));

@@ -1,5 +1,5 @@
-// The int4 parameter search of int4_params.cpp, compiled twice: int4_params.cpp includes it inside namespace
-// vtx::kernels::i4portable (portable flags), int4_params_avx2.cpp inside vtx::kernels::i4avx2 (-mavx2 -mfma).
+// The int4 parameter search of int4_params.cpp, compiled twice: included by portable/int4_params.cpp (portable
+// flags) and avx2/int4_params.cpp (-mavx2 -mfma), each inside its own namespace.
 // Both builds give bit-identical results: every loop works on 8 float lanes / 4 double lanes with the same
 // per-lane IEEE operations, contraction to FMA is off, and nothing is reassociated. No standard-library
 // template is instantiated here (AVX2 code must not leak into shared weak symbols), everything but the two

@@ -1,4 +1,4 @@
-// Fused multi-head attention, AVX-512 version of attention_avx2.cpp (same algorithm; see there).
+// Fused multi-head attention, AVX-512 version of avx2/attention.cpp (same algorithm; see there).
 // Strips of 8 query rows; K^T packed in 32-key panels ([T/32][dh][32]); V rows padded to dhp = dh rounded
 // up to 32; 8x32 microkernels (16 zmm accumulators) for S = Q K^T and O += P V.
 // Compiled with portable flags: AVX-512 functions carry target attributes, have internal linkage and are
@@ -7,16 +7,16 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
-#include "kernels/vmath_avx512.hpp"
+#include "kernels/avx512/vmath.hpp"
 
 #include <cmath>
 #include <cstdint>
 #include <new>
 
 #include "core/threadpool.hpp"
-#include "kernels/attention.hpp"
-#include "kernels/transpose_avx.hpp"
-#include "kernels/scratch.hpp"
+#include "kernels/kernels.hpp"
+#include "kernels/common/transpose8x8.hpp"
+#include "kernels/common/scratch.hpp"
 
 #define VTX_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
 

@@ -3,7 +3,8 @@
 
 #include <cmath>
 
-#include "kernels/elementwise_avx2.hpp"
+#include "kernels/avx2/vmath.hpp"
+#include "kernels/kernels.hpp"
 
 namespace vtx::kernels::avx2 {
 

@@ -1,10 +1,10 @@
 #pragma once
-// Inline AVX2/FMA vector math shared by the *_avx2.cpp kernels. Include ONLY from *_avx2.cpp files.
+// Inline AVX2/FMA vector math shared by the avx2/ kernels. Include ONLY from src/kernels/avx2/ files (compiled with -mavx2 -mfma -mf16c).
 #include <immintrin.h>
 
 #include <cstdint>
 
-#include "kernels/transpose_avx.hpp"
+#include "kernels/common/transpose8x8.hpp"
 
 namespace vtx::kernels::simd {
 

@@ -1,7 +1,7 @@
 // AVX-512 kernels for the weight-only QuantWeight types (F16, BF16, Int4; layout: qgemm.hpp). Only called after
-// cpu_has_avx512(). Int8 has its own AVX-512 VNNI kernel in qgemm_avx2.cpp.
+// cpu_has_avx512(). Int8 has its own AVX-512 VNNI kernel, int8_vnni.cpp.
 //
-// The fp32 AVX-512 GEMM of gemm_avx512.cpp (8x32 microkernel, A packed in 8-row micro-panels, K blocks with
+// The fp32 AVX-512 GEMM of avx512/gemm.cpp (8x32 microkernel, A packed in 8-row micro-panels, K blocks with
 // partial sums in a per-thread tile buffer, same thread split), with the B operand produced on the fly: for each
 // (32-column tile = two adjacent 16-column QuantWeight panels, K block) the block is converted to f32 into an L1
 // buffer [kc][32] and swept over every row tile of the A block, so the conversion is amortised over up to
@@ -16,8 +16,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <cstdint>
 
-#include "kernels/gemm_avx512_blocks.hpp"
-#include "kernels/qgemm.hpp"
+#include "kernels/avx512/gemm_blocks.hpp"
+#include "kernels/kernels.hpp"
 
 namespace vtx::kernels::avx512 {
 
@@ -145,6 +145,7 @@ void linear_q_wo(const float* A, int64_t M, int64_t lda, const QuantWeight& W, f
                  const Epilogue& ep) {
   const int64_t N = W.N(), K = W.K();
   if (M <= 0 || N <= 0) return;
+  qtuning();  // read the environment on the calling thread
   const WoWeight w{W.data(), W.scales(), W.zeros(), K, W.group(), (K + W.group() - 1) / W.group(),
                    (N + QNR - 1) / QNR};
   switch (W.type()) {

@@ -1,5 +1,5 @@
 #pragma once
-// 512-bit vector math shared by the AVX-512 kernels (same algorithms as elementwise_avx2.hpp).
+// 512-bit vector math shared by the AVX-512 kernels (same algorithms as avx2/vmath.hpp).
 // Functions carry their own target attribute: include from files compiled with normal flags and call them
 // only after cpu_has_avx512().
 #include <immintrin.h>

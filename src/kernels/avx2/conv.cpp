@@ -1,13 +1,16 @@
 // AVX2/FMA micro-kernel of the conv GEMM (compiled with -mavx2 -mfma, called only after the runtime CPU check).
 #include <immintrin.h>
 
-#include "kernels/conv.hpp"
+#include "kernels/kernels.hpp"
 
-namespace vtx::kernels::detail {
+namespace vtx::kernels::avx2 {
 
-static_assert(kMR == 6 && kNR == 16, "conv_micro_avx2 is written for a 6x16 tile");
+using detail::kMR;
+using detail::kNR;
 
-void conv_micro_avx2(int64_t K, const float* a, const float* b, float* c, bool accumulate) {
+static_assert(kMR == 6 && kNR == 16, "conv_micro is written for a 6x16 tile");
+
+void conv_micro(int64_t K, const float* a, const float* b, float* c, bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -65,4 +68,4 @@ void conv_micro_avx2(int64_t K, const float* a, const float* b, float* c, bool a
   _mm256_storeu_ps(c + 88, c51);
 }
 
-}  // namespace vtx::kernels::detail
+}  // namespace vtx::kernels::avx2
