@@ -54,8 +54,11 @@ TEST(Dispatch, PathsFollowTheAvailableIsas) {
     EXPECT_EQ(rank(t.paths[KernelTable::kGemmF32].path), static_cast<int>(isa));
     EXPECT_EQ(std::string(t.paths[KernelTable::kGemmInt8].path) == "avx512-vnni", isa == Isa::Avx512 && cpu_has_avx512_vnni());
   }
-  for (Isa isa : {Isa::Avx2, Isa::Avx512})
-    if (!kernels::isa_available(isa)) EXPECT_THROW(kernels::kernel_table(isa), Error);
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (!kernels::isa_available(isa)) {
+      EXPECT_THROW(kernels::kernel_table(isa), Error);
+    }
+  }
 }
 
 TEST(Dispatch, ScopedIsaForcesAndRestores) {
