@@ -12,6 +12,7 @@
 #include "core/cpu.hpp"
 #include "core/threadpool.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/kernels.hpp"
 
 #ifdef VTX_BENCH_HAVE_DNNL
 #include <dnnl.h>
@@ -71,6 +72,45 @@ void BM_vtx(benchmark::State& st) {
     benchmark::ClobberMemory();
   }
   set_counters(st, 2.0 * M * N * K, threads, vtx::bench::thread_cpu_seconds() - c0);
+}
+
+// The AVX2 kernel (layout 1) with explicit blocking: args M, N, K, threads, kc (0: the default), prefetch of the
+// next B block (0/1, -1: the default). For A/B
+// comparisons of the blocking in one process: run with --benchmark_repetitions=N
+// --benchmark_enable_random_interleaving=true and compare the medians.
+void BM_avx2_kc(benchmark::State& st) {
+  if (!vtx::cpu_has_avx2_fma()) return st.SkipWithError("no AVX2");
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const int threads = static_cast<int>(st.range(3));
+  ensure_threads(threads);
+  auto A = rnd(M * K, 1), W = rnd(N * K, 2);
+  std::vector<float> C(M * N, 0.f);
+  PackedWeight pw = PackedWeight::pack(W.data(), N, K, PackedWeight::kLayoutAvx2);
+  const avx2::GemmBlocking saved = avx2::gemm_blocking();
+  avx2::GemmBlocking b = saved;
+  if (st.range(4) > 0) b.kc = st.range(4);
+  if (st.range(5) >= 0) b.prefetch_b = st.range(5) != 0;
+  avx2::set_gemm_blocking(b);
+  const double c0 = vtx::bench::thread_cpu_seconds();
+  for (auto _ : st) {
+    linear(A.data(), M, K, pw, C.data(), N, {});
+    benchmark::ClobberMemory();
+  }
+  avx2::set_gemm_blocking(saved);
+  st.counters["kc"] = static_cast<double>(b.kc);
+  st.counters["pfb"] = b.prefetch_b ? 1 : 0;
+  // % of the AVX2 (ymm) peak, whatever the widest FMA of this CPU
+  const double gf = 2.0 * M * N * K * static_cast<double>(st.iterations()) / 1e9;
+  const double cpu_s = vtx::bench::thread_cpu_seconds() - c0;
+  st.counters["GFLOPS"] = benchmark::Counter(gf, benchmark::Counter::kIsRate);
+  const vtx::bench::Peak& pk = vtx::bench::peak();
+  st.counters["pct_ymm_peak"] =
+      benchmark::Counter(gf * 100.0 / (threads <= 1 ? pk.one256 : pk.all256 * std::min(threads, pk.threads) / pk.threads),
+                         benchmark::Counter::kIsRate);
+  if (threads == 1 && cpu_s > 0) {
+    st.counters["GFLOPS_cpu"] = gf / cpu_s;
+    st.counters["pct_ymm_peak_cpu"] = gf / cpu_s * 100.0 / pk.one256;
+  }
 }
 
 #ifdef VTX_BENCH_HAVE_DNNL
@@ -141,6 +181,14 @@ void shapes(benchmark::internal::Benchmark* b, bool with_ep) {
 }
 
 BENCHMARK(BM_vtx)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, true); });
+BENCHMARK(BM_avx2_kc)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int t : {1, 2})
+    for (auto& s : kShapes)
+      if (s[0] > 1)
+        for (int kc : {0, 256})
+          for (int pf : {0, 1}) b->Args({s[0], s[1], s[2], t, kc, pf});
+  b->ArgNames({"M", "N", "K", "thr", "kc", "pfb"})->Unit(benchmark::kMicrosecond)->MinTime(0.2)->UseRealTime();
+});
 #ifdef VTX_BENCH_HAVE_DNNL
 // oneDNN uses its own OpenMP threads: the thr argument is only a label; run with OMP_NUM_THREADS=1 and
 // --benchmark_filter=onednn.*thr:1 (or OMP_NUM_THREADS=2 and thr:2) for comparable rows.

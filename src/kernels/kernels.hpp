@@ -71,6 +71,13 @@ double int4_group_error(const float* w, int64_t n, float scale, float zero, cons
 namespace avx2 {
 void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int64_t N, int64_t K, float* C,
                    int64_t ldc, const Epilogue& ep);  // layout 1, gemm.cpp
+// Cache blocking of linear_panels (K blocks of kc, row blocks of mc, groups of nc_panels 16-column panels).
+struct GemmBlocking {
+  int64_t kc = 384, mc = 192, nc_panels = 16;
+  bool prefetch_b = true;  // L2 prefetch of the next B block (VTX_GEMM_PFB)
+};
+GemmBlocking gemm_blocking();
+void set_gemm_blocking(const GemmBlocking& b);  // benchmarks only; not while a GEMM runs
 void linear_q_wo(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
                  const Epilogue& ep);  // F16 / BF16 / Int4, qgemm.cpp
 void linear_q_int8(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,

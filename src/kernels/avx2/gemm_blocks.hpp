@@ -86,9 +86,11 @@ struct TileOut {
 
 // 6x16 microkernel. a: packed [kc][6]; b: panel [kc][16]. buf: the tile's 96-float partial-sum slot.
 // load_buf: add the partial sums from buf; final: run the epilogue into C, else store partial sums to buf.
+// PF: also prefetch the next B block bn ([kc][16], same size) into L2, one 64-byte line per 4 k (one line of b).
+template <bool PF = false>
 __attribute__((always_inline)) inline void kernel_6x16(const float* __restrict a, const float* __restrict b,
                                                        int64_t kc, float* buf, bool load_buf, bool final,
-                                                       const TileOut& o) {
+                                                       const TileOut& o, const float* bn = nullptr) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
          c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define VTX_STEP(i)                                              \
@@ -116,6 +118,13 @@ __attribute__((always_inline)) inline void kernel_6x16(const float* __restrict a
   }
   int64_t k = 0;
   for (; k + 4 <= kc; k += 4) {
+    if constexpr (PF) {
+      _mm_prefetch(reinterpret_cast<const char*>(bn), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(bn + 16), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(bn + 32), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(bn + 48), _MM_HINT_T1);
+      bn += 64;
+    }
     VTX_STEP(0) VTX_STEP(1) VTX_STEP(2) VTX_STEP(3)
     a += 24;
     b += 64;
@@ -207,11 +216,13 @@ inline void pack_a(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t 
 
 struct Blocking {
   int64_t kc, mc, nc_panels;
+  bool prefetch_b = false;  // L2 prefetch of the next B block during the first row tile (needs BSource::next)
 };
 
 // One thread's share of C = epilogue(A * B): rows [mb, me), 16-column panels [pb, pe) of N columns, all of K.
 // A is packed per (MC x KC) block into 6-row micro-panels (L2); each B block src.block(p, k0, kc) ([kc][16]
 // f32 of panel p, valid until the next call) stays in L1 while the 6x16 microkernel sweeps every row tile.
+// With tu.prefetch_b, src.next(p, k0) gives that block's address for an L2 prefetch ahead of use (or null).
 // With several K blocks, partial sums go to the tile buffer cbufs (C is written once, with the full epilogue,
 // so the residual may alias C).
 template <class BSource>
@@ -239,11 +250,24 @@ void region(const float* A, int64_t lda, BSource& src, int64_t N, int64_t K, flo
         for (int64_t p = p0; p < p1; ++p) {
           const float* bp = src.block(p, k0, kc);
           TileOut o{C, ldc, &ep, 0, p * NR, 0, static_cast<int>(std::min<int64_t>(NR, N - p * NR))};
+          // The next B block this thread reads (next panel of the group, else the group's first panel in the next
+          // K block, only a full-size one so that the prefetch stays inside the weight), fetched into L2 during the
+          // first row tile: the weight is streamed from L3 / DRAM and the hardware prefetchers stop at each page.
+          const float* bnext = nullptr;
+          if (tu.prefetch_b) {
+            if (p + 1 < p1)
+              bnext = src.next(p + 1, k0);
+            else if (kb + 1 < nkb && k0 + 2 * kc <= K)
+              bnext = src.next(p0, k0 + kc);
+          }
           for (int64_t t = 0; t < ntile; ++t) {
             o.m0 = m0 + t * MR;
             o.mvalid = static_cast<int>(std::min<int64_t>(MR, me - o.m0));
             float* buf = cbuf ? cbuf + ((p - p0) * ntile + t) * (MR * NR) : nullptr;
-            kernel_6x16(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o);
+            if (t == 0 && bnext)
+              kernel_6x16<true>(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o, bnext);
+            else
+              kernel_6x16(ap + t * MR * kc, bp, kc, buf, kb > 0, final, o);
           }
         }
       }

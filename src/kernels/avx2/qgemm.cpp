@@ -98,6 +98,7 @@ struct DequantSource {
     dequant_block(W, p, k0, kc, out);
     return out;
   }
+  const float* next(int64_t, int64_t) const { return nullptr; }
 };
 
 void region_wo(const float* A, int64_t lda, const QuantWeight& W, float* C, int64_t ldc, const Epilogue& ep,
