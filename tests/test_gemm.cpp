@@ -152,6 +152,26 @@ TEST(Gemm, DefaultPackUsesFastestLayout) {
   });
 }
 
+// The AVX2 kernel's blocking knobs (K block, B-block prefetch) change nothing but speed: every K block size and
+// both prefetch settings against the reference, with several K blocks, row blocks and panel groups.
+TEST(Gemm, Avx2BlockingVariants) {
+  if (!vtx::cpu_has_avx2_fma()) return;  // portable-only run: no AVX2 kernel to vary
+  const avx2::GemmBlocking saved = avx2::gemm_blocking();
+  for (int64_t kc : {16, 64, 200, 384})
+    for (bool pf : {false, true}) {
+      avx2::GemmBlocking b = saved;
+      b.kc = kc;
+      b.mc = 36;
+      b.nc_panels = 3;
+      b.prefetch_b = pf;
+      avx2::set_gemm_blocking(b);
+      SCOPED_TRACE("kc " + std::to_string(kc) + " prefetch " + std::to_string(pf));
+      check(97, 150, 700, true, Act::Gelu, false, 0, PackedWeight::kLayoutAvx2);
+      check(13, 64, 129, true, Act::None, true, 2, PackedWeight::kLayoutAvx2);
+    }
+  avx2::set_gemm_blocking(saved);
+}
+
 // Vectorized activations (apply_act: erf GELU, tanh GELU, QuickGELU via exp) vs double-precision formulas.
 TEST(Gemm, ActivationAccuracy) {
   vtx::test::for_each_isa([&] {
