@@ -4,6 +4,7 @@
 set -euo pipefail
 PKGS="g++ cmake ninja-build pkg-config nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev libwebp-dev"
 PKGS="$PKGS libcurl4-openssl-dev"   # hub downloads (src/io/hub_http.cpp)
+PKGS="$PKGS libboost-dev"  # vtx serve: Boost.Beast/Asio (header-only)
 # Only the tests, the benchmarks and optional targets need these (add a library / CLI / configure dependency to
 # PKGS above):
 TEST_PKGS="libgtest-dev libgmock-dev libbenchmark-dev"

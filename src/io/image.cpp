@@ -11,6 +11,7 @@
 
 #include "io/files.hpp"
 #include "io/image_decode.hpp"
+#include "vtx/serve_support.hpp"
 
 namespace vtx {
 
@@ -29,9 +30,12 @@ void check_dimensions(const std::string& name, int64_t width, int64_t height, co
     throw Error(name + ": image size " + std::to_string(width) + "x" + std::to_string(height) + " is too large");
   const int64_t pixels = width * height;
   if (opt.max_pixels > 0 && pixels > opt.max_pixels)
-    throw Error(name + ": image size " + std::to_string(width) + "x" + std::to_string(height) + " (" +
-                std::to_string(pixels) + " pixels) exceeds the limit of " + std::to_string(opt.max_pixels) +
-                " pixels (possible decompression bomb; raise the limit with --max-pixels N / ImageLoadOptions::max_pixels)");
+    throw ImageTooLargeError(name + ": image size " + std::to_string(width) + "x" + std::to_string(height) + " (" +
+                                 std::to_string(pixels) + " pixels) exceeds the limit of " +
+                                 std::to_string(opt.max_pixels) +
+                                 " pixels (possible decompression bomb; raise the limit with --max-pixels N / "
+                                 "ImageLoadOptions::max_pixels)",
+                             width, height, opt.max_pixels);
 }
 
 int exif_orientation(const std::vector<uint8_t>& t) {
