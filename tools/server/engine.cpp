@@ -136,6 +136,15 @@ void Engine::stop() {
   pool_.clear();
 }
 
+void Engine::drop_all() {
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    tasks_.clear();
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto& m : models_) m->queue.clear();
+}
+
 void Engine::load_models() {
   for (const auto& spec : opt_.models) {
     auto m = std::make_unique<ServedModel>();

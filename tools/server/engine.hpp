@@ -116,6 +116,8 @@ class Engine {
   // No job admitted and not answered.
   bool idle() const { return jobs_.load() == 0; }
   void stop();
+  // After stop(): drops whatever is still queued (a forced stop).
+  void drop_all();
 
  private:
   void pool_loop();

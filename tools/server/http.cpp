@@ -36,13 +36,13 @@ namespace {
 
 class Session;
 
-struct Server {
+struct Server : std::enable_shared_from_this<Server> {
   const ServerOptions& opt;
   Metrics& metrics;
   Service& service;
   Engine& engine;
   net::io_context& ioc;
-  tcp::acceptor acceptor;
+  std::optional<tcp::acceptor> acceptor;  // reset before the io_context goes
   std::atomic<bool> draining{false};
   std::atomic<int64_t> sessions{0};
   std::atomic<int64_t> answered{0}, accepted{0}, abandoned{0};
@@ -51,7 +51,9 @@ struct Server {
   std::mutex log_mu;
 
   Server(const ServerOptions& o, Metrics& m, Service& s, Engine& e, net::io_context& io)
-      : opt(o), metrics(m), service(s), engine(e), ioc(io), acceptor(net::make_strand(io)) {}
+      : opt(o), metrics(m), service(s), engine(e), ioc(io) {
+    acceptor.emplace(net::make_strand(io));
+  }
 
   void accept();
   void begin_drain();
@@ -61,8 +63,8 @@ struct Server {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, Server& srv, bool reject)
-      : srv_(srv), stream_(std::move(socket)), timer_(stream_.get_executor()), reject_(reject) {
+  Session(tcp::socket&& socket, std::shared_ptr<Server> srv, bool reject)
+      : keep_(std::move(srv)), srv_(*keep_), stream_(std::move(socket)), timer_(stream_.get_executor()), reject_(reject) {
     ++srv_.sessions;
     ++srv_.metrics.connections;
     beast::error_code ec;
@@ -320,6 +322,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().close(ec);
   }
 
+  std::shared_ptr<Server> keep_;  // the server state outlives every connection
   Server& srv_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -338,17 +341,17 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Server::accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
-      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+      if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
       // EMFILE and friends: back off briefly instead of spinning
       auto t = std::make_shared<net::steady_timer>(ioc, std::chrono::milliseconds(50));
-      t->async_wait([this, t](beast::error_code) { if (acceptor.is_open()) accept(); });
+      t->async_wait([this, t](beast::error_code) { if (acceptor->is_open()) accept(); });
       return;
     }
     if (draining) return;
     const bool reject = sessions.load() >= opt.max_connections;
-    std::make_shared<Session>(std::move(socket), *this, reject)->start();
+    std::make_shared<Session>(std::move(socket), shared_from_this(), reject)->start();
     accept();
   });
 }
@@ -356,9 +359,9 @@ void Server::accept() {
 void Server::begin_drain() {
   if (draining.exchange(true)) return;
   service.set_state(State::Draining);
-  net::post(acceptor.get_executor(), [this] {
+  net::post(acceptor->get_executor(), [this] {
     beast::error_code ec;
-    acceptor.close(ec);
+    acceptor->close(ec);
   });
   std::vector<std::shared_ptr<Session>> live;
   {
@@ -404,18 +407,19 @@ int serve(const ServerOptions& opt) {
   Engine engine(opt, metrics);
   Service service(opt, metrics, engine);
   net::io_context ioc(std::max(1, opt.io_threads));
-  Server srv(opt, metrics, service, engine, ioc);
+  auto srv_ptr = std::make_shared<Server>(opt, metrics, service, engine, ioc);
+  Server& srv = *srv_ptr;
 
   beast::error_code ec;
   const auto addr = net::ip::make_address(opt.host, ec);
   if (ec) throw Error("--host: not an IP address: '" + opt.host + "'");
   const tcp::endpoint ep(addr, static_cast<unsigned short>(opt.port));
-  srv.acceptor.open(ep.protocol(), ec);
-  if (!ec) srv.acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) srv.acceptor.bind(ep, ec);
-  if (!ec) srv.acceptor.listen(1024, ec);
+  srv.acceptor->open(ep.protocol(), ec);
+  if (!ec) srv.acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) srv.acceptor->bind(ep, ec);
+  if (!ec) srv.acceptor->listen(1024, ec);
   if (ec) throw Error("--host/--port: cannot listen on " + opt.host + ":" + std::to_string(opt.port) + ": " + ec.message());
-  const int port = srv.acceptor.local_endpoint().port();
+  const int port = srv.acceptor->local_endpoint().port();
 
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   std::function<void(beast::error_code, int)> on_signal = [&](beast::error_code e, int sig) {
@@ -471,6 +475,8 @@ int serve(const ServerOptions& opt) {
   }
   for (auto& t : threads) t.join();
   engine.stop();
+  engine.drop_all();     // queued work holds connections: release it while the io_context is alive
+  srv.acceptor.reset();
   if (rc == 0)
     std::fprintf(stderr, "vtx serve: stopped; %lld requests accepted, %lld answered, %lld abandoned by their clients\n",
                  static_cast<long long>(srv.accepted.load()), static_cast<long long>(srv.answered.load()),
