@@ -1,6 +1,7 @@
 // The HTTP side of `vtx serve`, on Boost.Beast / Asio: accepting, reading requests under the header, body and
 // idle timeouts and the size limits, handing them to the Service, writing answers, noticing clients that have
 // gone, the request log, and the SIGTERM/SIGINT drain.
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include <utility>  // before Boost 1.74 asio: its awaitable.hpp uses std::exchange without including it
@@ -402,6 +403,13 @@ void Server::log(const std::string& remote, const std::string& method, const std
 
 int serve(const ServerOptions& opt) {
   std::signal(SIGPIPE, SIG_IGN);
+  // Memory stays bounded under load: request bodies, decoded images and batch tensors are large, short-lived
+  // and allocated on several threads. A fixed mmap threshold (glibc otherwise raises it to the largest block
+  // freed) returns them to the system when freed, few arenas limit per-thread fragmentation, and the heap top
+  // is trimmed.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
+  mallopt(M_ARENA_MAX, 2);
   if (opt.models.empty()) throw Error("serve: no model given");
   Metrics metrics;
   Engine engine(opt, metrics);
