@@ -99,6 +99,8 @@ def main():
     p.add_argument("--json", action="store_true", help="also print one JSON line per model")
     a = p.parse_args()
 
+    # this script's folder holds the vtx sources without the extension: import the built package instead
+    sys.path[:] = [q for q in sys.path if os.path.abspath(q or ".") != HERE]
     import vtx
     vtx.set_num_threads(a.threads)
     rng = np.random.default_rng(0)
