@@ -17,7 +17,8 @@ namespace {
 struct Case {
   int64_t B, T, H, dh;
   bool probs, mask;
-  float qk_scale;  // spread of q/k values (larger -> peakier softmax)
+  float qk_scale;      // spread of q/k values (larger -> peakier softmax)
+  bool bias = false;   // additive [H, T, T] score bias (BEiT relative position bias)
 };
 
 void run(const Case& c) {
@@ -33,10 +34,13 @@ void run(const Case& c) {
   for (int64_t h = 0; h < c.H; ++h) mask[h] = h % 3 == 1 ? 0.f : 0.5f + 0.25f * h;
   const size_t np = c.probs ? static_cast<size_t>(c.B * c.H * c.T * c.T) : 0;
   std::vector<float> out(static_cast<size_t>(c.B * c.T * D), NAN), out_ref(out.size()), probs(np, NAN), probs_ref(np);
+  std::vector<float> bias(c.bias ? static_cast<size_t>(c.H * c.T * c.T) : 0);
+  for (float& v : bias) v = 3.f * u(g);
   AttentionArgs a;
   a.qkv = qkv.data();
   a.B = c.B, a.T = c.T, a.H = c.H, a.dh = c.dh;
   a.head_mask = c.mask ? mask.data() : nullptr;
+  a.bias = c.bias ? bias.data() : nullptr;
   AttentionArgs r = a;
   a.out = out.data();
   r.out = out_ref.data();
@@ -91,6 +95,15 @@ TEST_P(AttnThreads, ViTLikeT261) {
     run({1, 261, 3, 24, false, true, 4.f});  // peaky softmax: running max changes a lot between key blocks
     run({1, 197, 2, 48, true, false, 1.f});
   });
+}
+
+// Additive score bias: every path (flash over key blocks of 128 / exact with probs) at T below and above one block.
+TEST_P(AttnThreads, ScoreBias) {
+  for (int64_t T : {1, 7, 17, 50, 130, 197})
+    for (int probs = 0; probs < 2; ++probs)
+      for (int mask = 0; mask < 2; ++mask)
+        run({2, T, 3, T > 100 ? 64 : 16, static_cast<bool>(probs), static_cast<bool>(mask), 1.5f, true});
+  run({1, 261, 2, 32, false, false, 2.f, true});
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, AttnThreads, ::testing::Values(1, 2));

@@ -28,7 +28,7 @@ void attention_ref(const AttentionArgs& a) {
           const float* k = a.qkv + (b * T + j) * 3 * D + D + h * dh;
           double s = 0;
           for (int64_t d = 0; d < dh; ++d) s += static_cast<double>(q[d]) * k[d];
-          p[j] = s / std::sqrt(static_cast<double>(dh));
+          p[j] = s / std::sqrt(static_cast<double>(dh)) + (a.bias ? a.bias[(h * T + i) * T + j] : 0.0);
           mx = std::max(mx, p[j]);
         }
         double sum = 0;

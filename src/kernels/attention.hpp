@@ -1,5 +1,5 @@
 #pragma once
-// Multi-head self-attention core: out = softmax(Q K^T / sqrt(dh)) V per (batch, head).
+// Multi-head self-attention core: out = softmax(Q K^T / sqrt(dh) + bias) V per (batch, head).
 #include <cstdint>
 
 namespace vtx::kernels {
@@ -10,6 +10,8 @@ struct AttentionArgs {
   float* out = nullptr;            // [B, T, D] context (heads concatenated, as HF's context_layer)
   float* probs = nullptr;          // optional [B, H, T, T]: softmax probabilities (after head_mask) - output_attentions
   const float* head_mask = nullptr;  // optional [H]: multiplies the probabilities of head h (after softmax)
+  const float* bias = nullptr;       // optional [H, T, T]: added to the scaled scores (BEiT relative position
+                                     // bias), the same for every batch item
 };
 
 void attention(const AttentionArgs& a);      // optimized, multi-threaded

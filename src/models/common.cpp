@@ -216,6 +216,13 @@ Linear Linear::load(const Loader& vb, int64_t out, int64_t in, bool has_bias) {
 }
 
 Linear Linear::load_stacked(const std::vector<Loader>& parts, int64_t out_each, int64_t in, bool has_bias) {
+  std::vector<bool> each;
+  for (const auto& p : parts) each.push_back(has_bias || p.has("bias"));
+  return load_stacked(parts, out_each, in, each);
+}
+
+Linear Linear::load_stacked(const std::vector<Loader>& parts, int64_t out_each, int64_t in,
+                            const std::vector<bool>& has_bias) {
   Linear l;
   l.in = in;
   l.out = out_each * static_cast<int64_t>(parts.size());
@@ -234,7 +241,7 @@ Linear Linear::load_stacked(const std::vector<Loader>& parts, int64_t out_each, 
   std::vector<float> b(static_cast<size_t>(l.out), 0.f);
   bool any_bias = false;
   for (size_t i = 0; i < parts.size(); ++i)
-    if (has_bias || parts[i].has("bias")) {
+    if (has_bias.at(i)) {
       Tensor bi = parts[i].f32("bias", {out_each});
       std::copy(bi.data<float>(), bi.data<float>() + out_each, b.begin() + static_cast<int64_t>(i) * out_each);
       any_bias = true;

@@ -87,6 +87,10 @@ struct Linear {
   // Layers sharing the input stacked along the output (fused q/k/v): rows of parts[0], then [1], ...
   // Missing biases are zeros when at least one layer has one.
   static Linear load_stacked(const std::vector<Loader>& parts, int64_t out_each, int64_t in, bool has_bias = true);
+  // Same, with the bias of each layer stated: true = "<part>bias" is required, false = the layer has no bias
+  // (zeros; a stored one is ignored, as transformers ignores unexpected keys), e.g. BEiT's key projection.
+  static Linear load_stacked(const std::vector<Loader>& parts, int64_t out_each, int64_t in,
+                             const std::vector<bool>& has_bias);
   kernels::WType wtype() const { return qw.empty() ? kernels::WType::F32 : qw.type(); }
   // y[M, out] = x[M, in] W^T + b, then the epilogue's act / scale / residual.
   void operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep = {}) const;

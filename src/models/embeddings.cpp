@@ -18,6 +18,7 @@ Embeddings::Embeddings(const Loader& vb, const EmbeddingConfig& cfg) : cfg_(cfg)
   if (vb.has("mask_token"))
     mask_token_ = vb.f32_vec("mask_token", cfg.mask_token_2d ? std::vector<int64_t>{1, D} : std::vector<int64_t>{1, 1, D});
   if (cfg.registers > 0) registers_ = vb.f32_vec("register_tokens", {1, cfg.registers, D});
+  if (!cfg.position_embeddings) return;
   auto pshape = vb.shape("position_embeddings");
   if (pshape.size() != 3 || pshape[0] != 1 || pshape[2] != D || pshape[1] <= cfg.special)
     throw Error(vb.file_of("position_embeddings") + ": tensor '" + vb.key("position_embeddings") +
@@ -47,8 +48,8 @@ void Embeddings::forward(const float* pixels, int64_t B, int64_t H, int64_t W, b
   patch_(pixels, B, H, W, pe, wsp, "embeddings.im2col");
 
   // Position embeddings for this grid ([S + N, D]).
-  const float* pos = pos_.data();
-  const bool resize = interp && !(N == n0 && H == W);
+  const float* pos = pos_.empty() ? nullptr : pos_.data();
+  const bool resize = pos && interp && !(N == n0 && H == W);
   if (resize) {
     float* p2 = wsp.get("embeddings.position", static_cast<size_t>((S + N) * D + (D * n0) + D * N));
     float* src = p2 + (S + N) * D;  // [D, g0, g0]
@@ -65,17 +66,22 @@ void Embeddings::forward(const float* pixels, int64_t B, int64_t H, int64_t W, b
     for (int64_t i = 0; i < N; ++i)
       for (int64_t d = 0; d < D; ++d) p2[(S + i) * D + d] = dst[d * N + i];
     pos = p2;
-  } else if (N != n0) {
+  } else if (pos && N != n0) {
     throw Error("pixel_values: " + std::to_string(N) + " patches but the position embeddings hold " + std::to_string(n0));
   }
 
   for (int64_t b = 0; b < B; ++b) {
     float* xb = x + b * T * D;
     for (int64_t s = 0; s < S; ++s)
-      for (int64_t d = 0; d < D; ++d) xb[s * D + d] = special_[s * D + d] + pos[s * D + d];
+      for (int64_t d = 0; d < D; ++d) xb[s * D + d] = special_[s * D + d] + (pos ? pos[s * D + d] : 0.f);
     for (int64_t i = 0; i < N; ++i) {
-      const float* src = (!mask.empty() && mask[b * N + i]) ? mask_token_.data() : pe + (b * N + i) * D;
+      const bool masked = !mask.empty() && mask[b * N + i];
+      const float* src = masked ? mask_token_.data() : pe + (b * N + i) * D;
       float* dst = xb + (S + R + i) * D;
+      if (!pos || (masked && cfg_.mask_after_position)) {
+        std::memcpy(dst, src, static_cast<size_t>(D) * sizeof(float));
+        continue;
+      }
       const float* pp = pos + (S + i) * D;
       for (int64_t d = 0; d < D; ++d) dst[d] = src[d] + pp[d];
     }

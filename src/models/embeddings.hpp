@@ -6,6 +6,8 @@
 //   DINOv2: [cls, patches] + pos (always resized to the grid, bicubic a=-0.75)
 //   +reg:   [cls, registers, patches] (antialiased bicubic resize)
 //   DPT-ViT: [cls, patches] + pos (bilinear resize, grid inferred as sqrt(N))
+//   BEiT:   [cls, patches] without position embeddings (relative position bias in the encoder), or (DiT)
+//           [cls, patches + pos] with pos always bicubic-resized; the mask token replaces patch + pos
 #include "models/common.hpp"
 
 namespace vtx::models {
@@ -19,6 +21,8 @@ struct EmbeddingConfig {
   PosInterp interp = PosInterp::Bicubic;
   bool always_interpolate = false;   // DINOv2 / DPT: no interpolate_pos_encoding switch
   bool mask_token_2d = false;        // DINOv2 stores mask_token as [1, D], ViT as [1, 1, D]
+  bool position_embeddings = true;   // false: none (BEiT with relative position bias)
+  bool mask_after_position = false;  // BEiT: pos is added to the patches first, masked patches = bare mask token
 };
 
 class Embeddings {
@@ -38,7 +42,7 @@ class Embeddings {
   std::vector<float> special_;    // [special, D]
   std::vector<float> mask_token_; // [D] or empty
   std::vector<float> registers_;  // [registers, D]
-  std::vector<float> pos_;        // [special + N0, D]
+  std::vector<float> pos_;        // [special + N0, D] (empty without position embeddings)
   int64_t grid0_ = 0;             // sqrt(N0)
 };
 

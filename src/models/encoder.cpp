@@ -39,6 +39,13 @@ LayerKeys LayerKeys::dinov2() {
   return k;
 }
 
+LayerKeys LayerKeys::beit() {
+  LayerKeys k = vit();
+  k.ls1 = "lambda_1";
+  k.ls2 = "lambda_2";
+  return k;
+}
+
 Encoder::Encoder(const Loader& vb, const EncoderConfig& cfg, const LayerKeys& keys) : cfg_(cfg) {
   const int64_t D = cfg.D;
   if (cfg.heads <= 0 || D % cfg.heads != 0)
@@ -66,7 +73,11 @@ Encoder::Encoder(const Loader& vb, const EncoderConfig& cfg, const LayerKeys& ke
     L.norm1 = LayerNorm::load(p.pp(keys.norm1), D, cfg.eps);
     L.norm2 = LayerNorm::load(p.pp(keys.norm2), D, cfg.eps);
     // Q, K, V are fused into one [3D, D] projection at load; the HF keys stay the source of truth.
-    L.qkv = Linear::load_stacked({p.pp(keys.q), p.pp(keys.k), p.pp(keys.v)}, D, D, cfg.qkv_bias);
+    if (cfg.key_bias)
+      L.qkv = Linear::load_stacked({p.pp(keys.q), p.pp(keys.k), p.pp(keys.v)}, D, D, cfg.qkv_bias);
+    else
+      L.qkv = Linear::load_stacked({p.pp(keys.q), p.pp(keys.k), p.pp(keys.v)}, D, D,
+                                   std::vector<bool>{cfg.qkv_bias, false, cfg.qkv_bias});
     L.o = Linear::load(p.pp(keys.o), D, D);
     if (cfg.swiglu) {
       L.fc1 = Linear::load(p.pp(keys.swiglu_in), 2 * cfg.mlp_hidden, D);
@@ -113,6 +124,7 @@ void Encoder::forward(float* x, int64_t B, int64_t T, Workspace& wsp, EncoderRun
       a.probs = probs.data<float>();
     }
     if (!run.head_mask.empty()) a.head_mask = run.head_mask[l].data();
+    if (!run.attn_bias.empty()) a.bias = run.attn_bias.at(l);
     kernels::attention(a);
     if (run.keep_attn) run.attentions.push_back(probs);
     kernels::Epilogue e1;

@@ -1,7 +1,8 @@
 #pragma once
 // The pre-norm transformer encoder shared by ViT, DeiT, DINOv2 (+registers) and DPT's ViT:
 //   x = x + ls1 * O(attn(LN1(x)));  x = x + ls2 * MLP(LN2(x))
-// Only the key names differ between families (LayerKeys); layer scale and SwiGLU are DINOv2 options.
+// Only the key names differ between families (LayerKeys); layer scale and SwiGLU are DINOv2 options; BEiT adds
+// layer scale (lambda_1/2), a key projection without bias and an additive attention-score bias per layer.
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@ struct LayerKeys {
   std::string norm1, norm2, q, k, v, o, fc1, fc2, ls1, ls2, swiglu_in, swiglu_out;
   static LayerKeys vit();     // layernorm_before, attention.attention.query, intermediate.dense, output.dense
   static LayerKeys dinov2();  // norm1, mlp.fc1 / mlp.weights_in, layer_scale1.lambda1
+  static LayerKeys beit();    // vit() + lambda_1 / lambda_2
 };
 
 struct EncoderConfig {
@@ -20,6 +22,7 @@ struct EncoderConfig {
   double eps = 1e-12;
   kernels::Act act = kernels::Act::Gelu;
   bool qkv_bias = true, layer_scale = false, swiglu = false;
+  bool key_bias = true;  // false: the key projection has no bias (BEiT); query/value follow qkv_bias
 };
 
 struct EncoderLayer {
@@ -36,6 +39,7 @@ struct EncoderRun {
   std::vector<int64_t> keep_only;
   bool keep_attn = false;     // collect attentions
   std::vector<std::vector<float>> head_mask;  // [L][H] or empty
+  std::vector<const float*> attn_bias;        // [L] x [H, T, T] added to the attention scores (BEiT), or empty
   std::vector<Tensor> hidden_states, attentions;  // filled as [B, T, D] / [B, H, T, T]
 };
 

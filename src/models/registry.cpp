@@ -83,9 +83,9 @@ std::shared_ptr<const Model> Model::load(const std::string& dir_or_id, const Loa
   if (!c.j.is_object()) throw Error(cpath + ": not a JSON object");
   const std::string type = c.s("model_type", "");
   if (type.empty()) throw Error(cpath + ": no \"model_type\"");
-  auto known = {"vit", "deit", "dinov2", "dinov2_with_registers", "dpt", "depth_anything"};
+  auto known = {"vit", "deit", "dinov2", "dinov2_with_registers", "dpt", "depth_anything", "beit"};
   if (std::find(known.begin(), known.end(), type) == known.end())
-    throw Error(cpath + ": unknown model_type \"" + type + "\" (supported: vit, deit, dinov2, dinov2_with_registers, dpt, depth_anything)");
+    throw Error(cpath + ": unknown model_type \"" + type + "\" (supported: vit, deit, dinov2, dinov2_with_registers, dpt, depth_anything, beit)");
   auto ws = io::WeightStore::open(dir);
   const auto usage = ws->usage();  // outlives the store, which the factories consume
   models::LinearPolicy policy;
@@ -94,6 +94,7 @@ std::shared_ptr<const Model> Model::load(const std::string& dir_or_id, const Loa
   std::shared_ptr<Model> m;
   if (type == "vit" || type == "deit") m = models::make_vit(c, vb);
   else if (type == "dinov2" || type == "dinov2_with_registers") m = models::make_dinov2(c, vb);
+  else if (type == "beit") m = models::make_beit(c, vb);
   else m = models::make_depth_model(c.j, vb, dir);
   m->info_.weights = prec.weights;
   m->info_.mixed_precision = prec.mixed;

@@ -56,6 +56,7 @@ double forward_flops_impl(const ModelInfo& m, int64_t H, int64_t W);
 // Factories: build the model from the root Loader (the store stays open while they run, and is closed after).
 std::shared_ptr<Model> make_vit(const Config& c, const Loader& vb);     // vit, deit
 std::shared_ptr<Model> make_dinov2(const Config& c, const Loader& vb);  // dinov2, dinov2_with_registers
+std::shared_ptr<Model> make_beit(const Config& c, const Loader& vb);    // beit (BEiT, DiT)
 std::shared_ptr<Model> make_depth_model(const nlohmann::json& config, const Loader& vb,
                                         const std::string& dir);        // dpt, depth_anything
 

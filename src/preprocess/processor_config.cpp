@@ -18,7 +18,8 @@ namespace {
 
 using json = nlohmann::json;
 
-const std::set<std::string> kTypes = {"ViTImageProcessor", "DeiTImageProcessor", "BitImageProcessor", "DPTImageProcessor"};
+const std::set<std::string> kTypes = {"ViTImageProcessor", "DeiTImageProcessor", "BitImageProcessor", "DPTImageProcessor",
+                                      "BeitImageProcessor"};
 
 // Keys that are read below, plus keys that carry no image-processing meaning here.
 const std::set<std::string> kKnownKeys = {
@@ -111,6 +112,10 @@ ProcessorConfig ProcessorConfig::defaults_for(const std::string& type) {
     c.size_height = c.size_width = 256;
     c.resample = Resample::Bicubic;
     c.do_center_crop = true;
+  } else if (type == "BeitImageProcessor") {  // do_reduce_labels only concerns segmentation maps
+    c.size_height = c.size_width = 256;
+    c.resample = Resample::Bicubic;
+    c.do_center_crop = true;
   } else if (type == "DPTImageProcessor") {
     c.size_height = c.size_width = 384;
     c.resample = Resample::Bicubic;
@@ -139,7 +144,7 @@ ImageProcessor ImageProcessor::from_json_string(const std::string& text, const s
     type = type.substr(0, type.size() - fe.size()) + "ImageProcessor";
   if (!kTypes.count(type))
     throw Error(name + ": unsupported image processor '" + type +
-                "' (supported: ViTImageProcessor, DeiTImageProcessor, BitImageProcessor, DPTImageProcessor)");
+                "' (supported: ViTImageProcessor, DeiTImageProcessor, BitImageProcessor, DPTImageProcessor, BeitImageProcessor)");
 
   ProcessorConfig c = ProcessorConfig::defaults_for(type);
   const bool is_bit = type == "BitImageProcessor", is_dpt = type == "DPTImageProcessor";
@@ -159,7 +164,7 @@ ImageProcessor ImageProcessor::from_json_string(const std::string& text, const s
       p.fail("resample", "expected a PIL filter 0..5 (nearest, lanczos, bilinear, bicubic, box, hamming), got " + r.dump());
     c.resample = static_cast<Resample>(r.get<int>());
   }
-  const bool has_crop = is_bit || type == "DeiTImageProcessor";
+  const bool has_crop = is_bit || type == "DeiTImageProcessor" || type == "BeitImageProcessor";
   for (const char* k : {"do_center_crop", "crop_size"})
     if (!has_crop && p.has(k)) warn_once(name + ": '" + k + "' is not used by " + type + "; ignored");
   for (const char* k : {"keep_aspect_ratio", "ensure_multiple_of", "do_pad", "size_divisor"})

@@ -111,6 +111,17 @@ __attribute__((always_inline)) inline void pv_6x16(const float* p, int64_t ldp, 
   _mm256_store_ps(o + 5 * ldo + 8, c51);
 }
 
+// s[r][j] += bias rows (row stride T) for the valid rows of a strip, j < n.
+inline void add_bias(float* s, int64_t lds, const float* bias, int64_t T, int rows, int64_t n) {
+  for (int r = 0; r < rows; ++r) {
+    float* sr = s + r * lds;
+    const float* br = bias + r * T;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(sr + j, _mm256_add_ps(_mm256_loadu_ps(sr + j), _mm256_loadu_ps(br + j)));
+    for (; j < n; ++j) sr[j] += br[j];
+  }
+}
+
 // Max of s[0..n) (n >= 1).
 inline float row_max(const float* s, int64_t n) {
   __m256 m = _mm256_set1_ps(-INFINITY);
@@ -197,6 +208,7 @@ void strip_flash(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, const
     const int64_t nb = std::min<int64_t>(BK, T - j0);
     const int64_t npb = (nb + NR - 1) / NR;
     for (int64_t p = 0; p < npb; ++p) qk_6x16(qp, kp + (j0 / NR + p) * dh * NR, dh, s + p * NR, BK);
+    if (a.bias) add_bias(s, BK, a.bias + (h * T + i0) * T + j0, T, rows, nb);
     for (int r = 0; r < MR; ++r) {
       float* sr = s + r * BK;
       const float mx = std::max(m[r], row_max(sr, nb));
@@ -225,6 +237,7 @@ void strip_probs(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, const
   const AttentionArgs& a = c.a;
   const int64_t T = a.T, dh = a.dh, dhp = c.dhp, lds = c.tpad;
   for (int64_t p = 0; p < c.npan; ++p) qk_6x16(qp, kp + p * dh * NR, dh, s + p * NR, lds);
+  if (a.bias) add_bias(s, lds, a.bias + (h * T + i0) * T, T, rows, T);
   const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
   for (int r = 0; r < MR; ++r) {
     float* sr = s + r * lds;

@@ -81,6 +81,18 @@ VTX_AVX512_INLINE void pv_8x32(const float* p, int64_t ldp, const float* v, int6
   }
 }
 
+// s[r][j] += bias rows (row stride T) for the valid rows of a strip, j < n.
+VTX_AVX512_INLINE void add_bias(float* s, int64_t lds, const float* bias, int64_t T, int rows, int64_t n) {
+  for (int r = 0; r < rows; ++r) {
+    float* sr = s + r * lds;
+    const float* br = bias + r * T;
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 k = mask16(n - j);
+      _mm512_mask_storeu_ps(sr + j, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, sr + j), _mm512_maskz_loadu_ps(k, br + j)));
+    }
+  }
+}
+
 VTX_AVX512_INLINE float row_max(const float* s, int64_t n) {
   __m512 m = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < n; j += 16) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, mask16(n - j), s + j));
@@ -173,6 +185,7 @@ VTX_AVX512 void strip_flash(const Ctx& c, int64_t b, int64_t h, int64_t i0, int 
     const int64_t nb = imin(BK, T - j0);
     const int64_t npb = (nb + NR - 1) / NR;
     for (int64_t p = 0; p < npb; ++p) qk_8x32(qp, kp + (j0 / NR + p) * dh * NR, dh, s + p * NR, BK);
+    if (a.bias) add_bias(s, BK, a.bias + (h * T + i0) * T + j0, T, rows, nb);
     for (int r = 0; r < MR; ++r) {
       float* sr = s + r * BK;
       const float bm = row_max(sr, nb);
@@ -203,6 +216,7 @@ VTX_AVX512 void strip_probs(const Ctx& c, int64_t b, int64_t h, int64_t i0, int 
   const AttentionArgs& a = *c.a;
   const int64_t T = a.T, dh = a.dh, dhp = c.dhp, lds = c.tpad;
   for (int64_t p = 0; p < c.npan; ++p) qk_8x32(qp, kp + p * dh * NR, dh, s + p * NR, lds);
+  if (a.bias) add_bias(s, lds, a.bias + (h * T + i0) * T, T, rows, T);
   const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
   for (int r = 0; r < MR; ++r) {
     float* sr = s + r * lds;

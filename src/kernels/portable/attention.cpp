@@ -18,12 +18,13 @@ void attend_rows(const AttentionArgs& a, int64_t b, int64_t h, int64_t i0, int64
   const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
   for (int64_t i = i0; i < i1; ++i) {
     const float* q = base + i * ld + h * dh;
+    const float* bias = a.bias ? a.bias + (h * T + i) * T : nullptr;
     float mx = -INFINITY;
     for (int64_t j = 0; j < T; ++j) {
       const float* k = base + j * ld + D + h * dh;
       float acc = 0.f;
       for (int64_t d = 0; d < dh; ++d) acc += q[d] * k[d];
-      s[j] = acc * scale;
+      s[j] = acc * scale + (bias ? bias[j] : 0.f);
       mx = std::max(mx, s[j]);
     }
     float sum = 0.f;
