@@ -319,7 +319,7 @@ TEST(BeitCorrupt, MissingTensorsForConfigKeys) {
   expect_load_error(d, {"beit.embeddings.position_embeddings"});
   d = copy_model("beit-shared-rel", "beit-vocab");
   edit_config(d, [](auto& j) { j["vocab_size"] = 100; });
-  expect_load_error(d, {"model.safetensors", "lm_head", "[100]"});
+  expect_load_error(d, {"model.safetensors", "lm_head.weight", "[64, 64]", "[100, 64]"});
   d = copy_model("beit-features", "beit-no-pooler");
   edit_weights(d, [](auto& w) { w.erase("pooler.layernorm.weight"); });
   expect_load_error(d, {"pooler.layernorm.weight"});
@@ -335,6 +335,20 @@ TEST(BeitCorrupt, UnsupportedClassesAndBadValues) {
   d = copy_model("beit-cls", "beit-patch");
   edit_config(d, [](auto& j) { j["patch_size"] = 0; });
   expect_load_error(d, {"config.json", "patch_size"});
+}
+
+// Old hub checkpoints carry relative_position_index buffers (transformers ignores them); a stored key bias is
+// not part of BEiT and is an unused encoder tensor: the config and the checkpoint disagree.
+TEST(BeitCorrupt, ExtraTensors) {
+  std::string d = copy_model("beit-rect", "beit-rel-index");
+  edit_weights(d, [](auto& w) {
+    w["encoder.layer.0.attention.attention.relative_position_bias.relative_position_index"] = Tensor({17, 17}, DType::F32);
+  });
+  GoldenCase c = load_case_in(golden_beit_dpt_dir(), "beit-rect");
+  compare_outputs(c, Model::load(d)->forward(c.tensors.at("pixel_values"), case_options(c)));
+  d = copy_model("beit-rect", "beit-key-bias");
+  edit_weights(d, [](auto& w) { w["encoder.layer.1.attention.attention.key.bias"] = Tensor({48}, DType::F32); });
+  expect_load_error(d, {"encoder.layer.1.attention.attention.key.bias", "not used"});
 }
 
 TEST(BeitCorrupt, BadInputs) {

@@ -227,14 +227,15 @@ Linear Linear::load_stacked(const std::vector<Loader>& parts, int64_t out_each, 
   l.in = in;
   l.out = out_each * static_cast<int64_t>(parts.size());
   // Shapes first (they come from the config): nothing is allocated from out / in before the checkpoint agrees.
-  for (const auto& p : parts) {
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const Loader& p = parts[i];
     const DType dt = p.dtype("weight");
     const std::vector<int64_t> want = dt == DType::U8 ? std::vector<int64_t>{out_each, (in + 1) / 2}
                                                       : std::vector<int64_t>{out_each, in};
     if (p.shape("weight") != want)
       throw Error(p.file_of("weight") + ": tensor '" + p.key("weight") + "' has shape " + shape_str(p.shape("weight")) +
                   ", config.json implies " + shape_str(want));
-    if ((has_bias || p.has("bias")) && p.shape("bias") != std::vector<int64_t>{out_each})
+    if (has_bias.at(i) && p.shape("bias") != std::vector<int64_t>{out_each})
       throw Error(p.file_of("bias") + ": tensor '" + p.key("bias") + "' has shape " + shape_str(p.shape("bias")) +
                   ", config.json implies [" + std::to_string(out_each) + "]");
   }

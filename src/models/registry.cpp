@@ -361,9 +361,11 @@ void report_unused_tensors(io::WeightStore::Usage& ws, const std::string& archit
   for (auto& k : ws.unused())
     // Parameters the transformers module has but never uses in forward (DPT's first fusion layer gets no
     // residual, so its residual_layer1 is dead): part of the architecture, not a disagreement.
-    // BatchNorm's num_batches_tracked only counts training steps.
+    // BatchNorm's num_batches_tracked only counts training steps; BEiT checkpoints may carry the
+    // relative_position_index buffers, which transformers ignores on load.
     if (k.rfind("neck.fusion_stage.layers.0.residual_layer1.", 0) != 0 &&
-        !(k.size() > 20 && k.compare(k.size() - 20, 20, ".num_batches_tracked") == 0))
+        !(k.size() > 20 && k.compare(k.size() - 20, 20, ".num_batches_tracked") == 0) &&
+        k.find("relative_position_index") == std::string::npos)
       unused.push_back(std::move(k));
   if (unused.empty()) return;
   std::string list;
