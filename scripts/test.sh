@@ -12,7 +12,7 @@ if [ "${1:-}" = "--asan" ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 else
   BUILD="$ROOT/build"
-  bash "$ROOT/scripts/build.sh" "$BUILD"
+  bash "$ROOT/scripts/build.sh" "$BUILD" -DVTX_PYTHON=ON
 fi
 cd "$BUILD"
 rm -rf tests/trained_accuracy
