@@ -148,7 +148,13 @@ class Session : public std::enable_shared_from_this<Session> {
           method_ = std::string(parser_->get().method_string());
           target_ = std::string(parser_->get().target());
         }
-        return reply_and_linger(payload_too_large(parser_ && parser_->content_length() ? *parser_->content_length() : 0));
+        // (the header is not complete yet, so read the declared length from the field, not content_length())
+        std::uint64_t declared = 0;
+        if (parser_) {
+          const auto v = parser_->get()[http::field::content_length];
+          declared = std::strtoull(std::string(v).c_str(), nullptr, 10);
+        }
+        return reply_and_linger(payload_too_large(declared));
       }
       if (ec == http::error::header_limit) {
         method_ = target_ = "-";
