@@ -41,7 +41,7 @@ model_dir() {
   esac
 }
 metric() {  # metrics-text name -> value
-  grep -E "^$2 " <<< "$1" | awk '{print $2}' | head -1
+  awk -v n="$2" '$1 == n { print $2; exit }' <<< "$1"
 }
 
 : > "$OUT"
