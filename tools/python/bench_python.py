@@ -4,13 +4,14 @@
     PYTHONPATH=build/python /usr/bin/python3 tools/python/bench_python.py [--models dinov2-small vit-base-patch16-224]
         [--batch 8] [--threads 2] [--warmup 2] [--iters 10] [--rounds 3] [--vtx build/vtx] [--ckpt /tmp/vtx-bench-ckpt]
 
-The checkpoints are the random hub-layout folders of ../shared/bench/make_checkpoint.py (written when missing,
-the same folders scripts/bench.sh uses). Each round runs `vtx bench MODEL --batch B --threads T --warmup W
---iters N --json` in a fresh process, then the same number of warm-up and timed calls of
-`model(pixel_values)` in this process (vtx.AutoModel, float32 C-contiguous input, so no input copy; outputs are
-handed over without a copy); the two are interleaved round by round so both see the same machine state. Reported:
-the median per round and the ratio Python / CLI of the medians of the round medians. Where torch + transformers
-are importable it also times transformers' eager model on the same folder (optional; not on these machines).
+The checkpoints are the random hub-layout folders of ../shared/bench/make_checkpoint.py (written when missing;
+that script needs Debian's python3-onnx), the same folders scripts/bench.sh uses. Each round runs
+`vtx bench MODEL --batch B --threads T --warmup W --iters N --json` in a fresh process, then the same number of
+warm-up and timed calls of `model(pixel_values)` in this process (vtx.AutoModel, float32 C-contiguous input, so
+no input copy; outputs are handed over without a copy); the two alternate round by round so both see the same
+machine state. Reported: the median of each round and the ratio Python / CLI of the medians of the round
+medians. Where torch + transformers are importable it also times transformers' eager model on the same folder
+(optional; not on these machines).
 """
 import argparse
 import json
@@ -28,21 +29,9 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 def ensure_checkpoint(kit, name, ckpt_root):
     out = os.path.join(ckpt_root, name)
-    if not os.path.isfile(os.path.join(out, "model.safetensors")):
-        env = dict(os.environ)
-        try:
-            import onnx  # noqa: F401
-        except ImportError:
-            # make_checkpoint.py imports make_data.py only for its random generator; make_data.py imports onnx at
-            # the top but uses it only to read ONNX graphs. Without python3-onnx, an empty stand-in module lets the
-            # import succeed (the checkpoint does not depend on onnx).
-            import tempfile
-            stub = tempfile.mkdtemp(prefix="vtx-onnx-stub-")
-            with open(os.path.join(stub, "onnx.py"), "w") as f:
-                f.write("# stand-in: make_checkpoint.py does not use onnx\n")
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [stub, env.get("PYTHONPATH")]))
+    if not os.path.isfile(os.path.join(out, "model.safetensors")):  # make_checkpoint.py needs python3-onnx
         subprocess.run(["/usr/bin/python3", os.path.join(kit, "make_checkpoint.py"), os.path.join(kit, name), out],
-                       check=True, stdout=subprocess.DEVNULL, env=env)
+                       check=True, stdout=subprocess.DEVNULL)
     return out
 
 

@@ -168,6 +168,25 @@ def test_zero_copy(vit_cls):
     before = sys.getrefcount(pv)
     vit_cls(pv)
     assert sys.getrefcount(pv) == before
+    # read-only input (e.g. np.load(mmap_mode="r")) is used in place too
+    ro = pv.copy()
+    ro.flags.writeable = False
+    assert np.array_equal(vit_cls(ro).logits, out.logits)
+
+
+def test_num_threads(vit_cls):
+    pv = load_case("vit-cls")[1]["pixel_values"]
+    ref = vit_cls(pv).logits
+    n = vtx.num_threads()
+    try:
+        vtx.set_num_threads(1)
+        assert vtx.num_threads() == 1
+        np.testing.assert_allclose(vit_cls(pv).logits, ref, rtol=0, atol=1e-5)
+    finally:
+        vtx.set_num_threads(n)
+    assert vtx.num_threads() == n
+    with pytest.raises(vtx.InputError):
+        vtx.set_num_threads(-1)
 
 
 def test_threads_share_one_model():
