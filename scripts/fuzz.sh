@@ -39,7 +39,7 @@ seed() {  # seed TARGET MAX_BYTES FIND_ARGS...
   local dir="$BUILD/corpus/$t"
   mkdir -p "$dir"
   cp -f "$ROOT/tests/fuzz/seeds/$t/"* "$dir/" 2>/dev/null || true
-  find "$@" -type f -size -"$((max / 1024 + 1))"k 2>/dev/null | while read -r f; do
+  find "$@" -type f -size -"$((max / 1024 + 1))"k 2>/dev/null | sort | head -n 400 | while read -r f; do
     cp -f "$f" "$dir/$(echo "$f" | md5sum | cut -c1-12)-$(basename "$f")"
   done
 }
