@@ -80,8 +80,8 @@ VTX_API Tensor post_process_depth_estimation(const Tensor& predicted_depth, int6
 
 // Depth pictures, from a [height, width] F32 depth map.
 enum class DepthPicture {
-  Gray8,    // (d - min) / (max - min) * 255 per image: the "depth" image of the transformers pipeline
-  Inferno,  // the same normalisation through matplotlib's inferno colormap (RGB)
+  Gray8,    // uint8((d - min) / (max - min) * 255), truncated: the "depth" image of the transformers pipeline
+  Inferno,  // round((d - min) / (max - min) * 255) through matplotlib's inferno colormap (RGB)
   Gray16,   // 16-bit data PNG: relative depth (d - min) / (max - min) * 65535; metric depth d * 256 (KITTI)
 };
 struct DepthPng {

@@ -15,19 +15,25 @@ using kernels::ConvGeom;
 
 namespace {
 
-template <class T>
-T jget(const nlohmann::json& j, const char* key, T def) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return def;
-  return it->get<T>();
+// List-valued keys of a depth config (neck_hidden_sizes, reassemble_factors, neck_ignore_stages): each entry
+// checked as Config checks scalars.
+std::vector<int64_t> int_list(const Config& c, const std::string& key, std::vector<int64_t> def) {
+  if (!c.has(key)) return def;
+  if (!c.j[key].is_array()) throw Error(c.path + ": \"" + key + "\" is not a list");
+  std::vector<int64_t> r;
+  for (const auto& v : c.j[key]) r.push_back(checked_int(v, c.path + ": \"" + key + "\" entry", INT32_MIN, INT32_MAX));
+  return r;
 }
-
-Act parse_act(const std::string& s, const std::string& where) {
-  if (s == "gelu") return Act::Gelu;
-  if (s == "gelu_new" || s == "gelu_pytorch_tanh" || s == "gelu_fast") return Act::GeluTanh;
-  if (s == "relu") return Act::Relu;
-  if (s == "quick_gelu") return Act::QuickGelu;
-  throw Error(where + ": unsupported hidden_act '" + s + "'");
+std::vector<double> float_list(const Config& c, const std::string& key, std::vector<double> def) {
+  if (!c.has(key)) return def;
+  if (!c.j[key].is_array()) throw Error(c.path + ": \"" + key + "\" is not a list");
+  std::vector<double> r;
+  for (const auto& v : c.j[key]) {
+    if (!v.is_number() || !std::isfinite(v.get<double>()))
+      throw Error(c.path + ": \"" + key + "\" entry " + v.dump() + " is not a finite number");
+    r.push_back(v.get<double>());
+  }
+  return r;
 }
 
 std::string key_i(const std::string& a, int64_t i, const std::string& b) { return a + std::to_string(i) + b; }
@@ -50,49 +56,49 @@ void transpose_to(const float* src, int64_t n, int64_t c, float* dst) {
 
 DepthNeckConfig DepthNeckConfig::from_json(const nlohmann::json& j, const std::string& where) {
   DepthNeckConfig c;
+  const Config cfg{j, where};  // the shared, range-checked accessors
   try {
-    const std::string mt = jget<std::string>(j, "model_type", "");
-    const nlohmann::json bc = j.contains("backbone_config") && j["backbone_config"].is_object() ? j["backbone_config"]
-                                                                                                 : nlohmann::json();
+    const std::string mt = cfg.s("model_type", "");
+    const bool has_bc = j.contains("backbone_config") && j["backbone_config"].is_object();
+    const Config bc = has_bc ? cfg.sub("backbone_config") : Config{nlohmann::json::object(), where};
     if (mt == "depth_anything") {
       c.kind = Kind::DepthAnything;
       c.readout = Readout::Ignore;
-      c.neck_hidden_sizes = jget<std::vector<int64_t>>(j, "neck_hidden_sizes", {96, 192, 384, 768});
-      c.reassemble_factors = jget<std::vector<double>>(j, "reassemble_factors", {4, 2, 1, 0.5});
-      c.fusion_hidden_size = jget<int64_t>(j, "fusion_hidden_size", 64);
-      c.head_in_index = jget<int64_t>(j, "head_in_index", -1);
-      c.head_hidden_size = jget<int64_t>(j, "head_hidden_size", 32);
-      c.patch_size = jget<int64_t>(j, "patch_size", 14);
-      const std::string type = jget<std::string>(j, "depth_estimation_type", "relative");
+      c.neck_hidden_sizes = int_list(cfg, "neck_hidden_sizes", {96, 192, 384, 768});
+      c.reassemble_factors = float_list(cfg, "reassemble_factors", {4, 2, 1, 0.5});
+      c.fusion_hidden_size = cfg.i("fusion_hidden_size", 64);
+      c.head_in_index = cfg.i("head_in_index", -1);
+      c.head_hidden_size = cfg.i("head_hidden_size", 32);
+      c.patch_size = cfg.i("patch_size", 14);
+      const std::string type = cfg.s("depth_estimation_type", "relative");
       if (type != "relative" && type != "metric")
         throw Error(where + ": depth_estimation_type must be 'relative' or 'metric', got '" + type + "'");
       c.metric = type == "metric";
-      const double md = jget<double>(j, "max_depth", 0.0);
+      const double md = cfg.f("max_depth", 0.0);
       c.max_depth = md != 0.0 ? md : 1.0;  // HF: max_depth if max_depth else 1
       c.fusion_bias = true;
       c.fusion_batch_norm = false;
-      int64_t hidden = jget<int64_t>(j, "reassemble_hidden_size", 0);
-      if (hidden == 0 && !bc.is_null()) hidden = jget<int64_t>(bc, "hidden_size", 0);
+      int64_t hidden = cfg.i("reassemble_hidden_size", 0);
+      if (hidden == 0 && has_bc) hidden = bc.i("hidden_size", 0);
       if (hidden == 0) throw Error(where + ": no reassemble_hidden_size / backbone_config.hidden_size");
       c.backbone_hidden = hidden;
     } else if (mt == "dpt") {
       c.kind = Kind::Dpt;
-      const bool hybrid = jget<bool>(j, "is_hybrid", false);
-      c.neck_hidden_sizes = jget<std::vector<int64_t>>(j, "neck_hidden_sizes", {96, 192, 384, 768});
-      c.reassemble_factors = jget<std::vector<double>>(j, "reassemble_factors", {4, 2, 1, 0.5});
-      c.fusion_hidden_size = jget<int64_t>(j, "fusion_hidden_size", 256);
-      c.head_in_index = jget<int64_t>(j, "head_in_index", -1);
-      c.add_projection = jget<bool>(j, "add_projection", false);
-      const std::string ro = jget<std::string>(j, "readout_type", "project");
+      const bool hybrid = cfg.b("is_hybrid", false);
+      c.neck_hidden_sizes = int_list(cfg, "neck_hidden_sizes", {96, 192, 384, 768});
+      c.reassemble_factors = float_list(cfg, "reassemble_factors", {4, 2, 1, 0.5});
+      c.fusion_hidden_size = cfg.i("fusion_hidden_size", 256);
+      c.head_in_index = cfg.i("head_in_index", -1);
+      c.add_projection = cfg.b("add_projection", false);
+      const std::string ro = cfg.s("readout_type", "project");
       if (ro == "ignore") c.readout = Readout::Ignore;
       else if (ro == "add") c.readout = Readout::Add;
       else if (ro == "project") c.readout = Readout::Project;
       else throw Error(where + ": readout_type must be ignore/add/project, got '" + ro + "'");
-      c.readout_act = parse_act(jget<std::string>(j, "hidden_act", "gelu"), where);
-      c.fusion_batch_norm = jget<bool>(j, "use_batch_norm_in_fusion_residual", false);
-      auto ub = j.find("use_bias_in_fusion_residual");
-      c.fusion_bias = (ub == j.end() || ub->is_null()) ? !c.fusion_batch_norm : ub->get<bool>();
-      const auto ignore = jget<std::vector<int64_t>>(j, "neck_ignore_stages", {});
+      c.readout_act = parse_act(cfg, "hidden_act", "gelu");
+      c.fusion_batch_norm = cfg.b("use_batch_norm_in_fusion_residual", false);
+      c.fusion_bias = cfg.b("use_bias_in_fusion_residual", !c.fusion_batch_norm);
+      const auto ignore = int_list(cfg, "neck_ignore_stages", {});
       // DPT-Hybrid: reassemble layers 0 and 1 are the identity and the BiT maps skip them (neck_ignore_stages
       // [0, 1]); any other combination crashes in transformers, so it is refused here.
       if (hybrid && ignore != std::vector<int64_t>{0, 1})
@@ -100,7 +106,7 @@ DepthNeckConfig DepthNeckConfig::from_json(const nlohmann::json& j, const std::s
       if (!hybrid && !ignore.empty()) throw Error(where + ": neck_ignore_stages is only used by hybrid DPT (is_hybrid)");
       c.ignore_stages = ignore;
       // The ViT token width: hybrid DPT and DPT's own ViT use hidden_size (a backbone_config is the BiT then).
-      int64_t hidden = (!bc.is_null() && !hybrid) ? jget<int64_t>(bc, "hidden_size", 0) : jget<int64_t>(j, "hidden_size", 768);
+      int64_t hidden = (has_bc && !hybrid) ? bc.i("hidden_size", 0) : cfg.i("hidden_size", 768);
       if (hidden == 0) throw Error(where + ": backbone_config has no hidden_size");
       c.backbone_hidden = hidden;
     } else {

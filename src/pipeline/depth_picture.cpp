@@ -93,8 +93,9 @@ DepthPng encode_depth_png(const Tensor& depth, DepthPicture kind, bool metric) {
             fmt(r.min) + ", max " + fmt(r.max);
   const PngText text = {{"vtx-depth-scale", r.scale}, {"Software", "vtx"}};
   if (gray) {
+    const Image img = depth_to_image(depth);
     std::vector<uint8_t> px(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) px[i] = static_cast<uint8_t>(std::clamp(std::lround(norm(d[i]) * 255.0), 0L, 255L));
+    for (int64_t i = 0; i < n; ++i) px[i] = img.rgb[3 * i];
     r.png = encode_png_gray8(px.data(), W, H, text);
   } else {
     Image img(W, H);
@@ -112,12 +113,15 @@ Image depth_to_image(const Tensor& depth) {
   const int H = static_cast<int>(depth.dim(0)), W = static_cast<int>(depth.dim(1));
   const float* d = depth.data<float>();
   const int64_t n = depth.numel();
-  float lo = *std::min_element(d, d + n), hi = *std::max_element(d, d + n);
-  const double range = hi > lo ? static_cast<double>(hi) - lo : 0.0;
+  // transformers' depth-estimation pipeline: depth = (d - min) / (max - min) in float32, then
+  // Image.fromarray((depth * 255).astype("uint8")): truncation, not rounding. A constant map gives 0.
+  const float lo = *std::min_element(d, d + n), hi = *std::max_element(d, d + n);
+  const float range = hi - lo;
   Image img(W, H);
   for (int64_t i = 0; i < n; ++i) {
-    const double v = range > 0 ? (static_cast<double>(d[i]) - lo) / range : 0.0;
-    const uint8_t g = static_cast<uint8_t>(std::clamp(std::lround(v * 255.0), 0L, 255L));
+    const float v = range > 0 ? (d[i] - lo) / range : 0.0f;
+    const float s = v * 255.0f;  // NaN (inf - inf) maps to 0: the cast alone would be undefined
+    const uint8_t g = s >= 0.0f ? static_cast<uint8_t>(std::min(s, 255.0f)) : 0;
     img.rgb[3 * i] = img.rgb[3 * i + 1] = img.rgb[3 * i + 2] = g;
   }
   return img;
