@@ -189,3 +189,27 @@ TEST(CliPipelines, OutputIsAtomic) {
 
 }  // namespace
 }  // namespace vtx::test
+
+// The gray depth picture is transformers' depth-estimation pipeline output:
+// Image.fromarray(((d - min) / (max - min) * 255).astype("uint8")), computed in float32, truncated.
+TEST(DepthPicture, GrayTruncatesLikeTheTransformersPipeline) {
+  vtx::Tensor d({1, 4}, vtx::DType::F32);
+  float* p = d.data<float>();
+  p[0] = 2.0f; p[1] = 3.0f; p[2] = 4.0f; p[3] = 2.9f;  // normalised 0, 0.5, 1, 0.45
+  const vtx::Image img = vtx::depth_to_image(d);
+  ASSERT_EQ(img.width, 4);
+  ASSERT_EQ(img.height, 1);
+  const float lo = 2.0f, range = 2.0f;
+  for (int i = 0; i < 4; ++i) {
+    const auto expect = static_cast<uint8_t>((p[i] - lo) / range * 255.0f);  // numpy's astype: toward zero
+    EXPECT_EQ(img.rgb[3 * i], expect) << i;
+    EXPECT_EQ(img.rgb[3 * i + 1], expect);
+    EXPECT_EQ(img.rgb[3 * i + 2], expect);
+  }
+  EXPECT_EQ(img.rgb[3], 127);  // 127.5 truncated, where rounding would give 128
+  // An infinite maximum: the finite values normalise to 0 and the infinite one to NaN (inf / inf), which maps to
+  // 0 instead of an undefined float-to-integer cast.
+  p[1] = INFINITY;
+  const vtx::Image inf = vtx::depth_to_image(d);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(inf.rgb[3 * i], 0) << i;
+}
