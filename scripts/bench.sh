@@ -5,7 +5,12 @@
 # random hub-layout checkpoints of the same four architectures for vtx (make_checkpoint.py, F32), then for each
 # model and batch runs ONNX Runtime and vtx back to back: 2 threads, 224x224, same warm-up and iteration counts
 # (batch 1: 5 + 30, batch 8: 2 + 10), forward pass only, median. Reduced-precision vtx rows (int8 at batch 8,
-# int4 / f16 / int8 at batch 1) are compared with the ORT fp32 run of the same model and batch.
+# int4 / f16 / int8 at batch 1) are compared with the ORT fp32 run of the same model and batch; int8 rows also
+# with ORT's own dynamic int8 graph (<name>-224-int8.onnx, per-tensor: the quantize_dynamic default) run in the
+# same loop. On an AVX-512 machine the "f32 avx2" / "int8 avx2" rows are vtx with VTX_DISABLE_AVX512=1 (its AVX2
+# path) against ORT as it runs here (with AVX-512); where the CPU has AVX512-BF16 and `vtx bench` has
+# --compute, "bf16c" rows run the encoder linears in bf16 (--compute bf16). Then the attention kernel
+# (bench_attention at 197/257/1370 tokens, % of the FMA peak).
 # The table replaces the part of BENCHMARK.md between the bench:begin / bench:end markers.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +21,11 @@ OUT="${1:-$ROOT/bench/results/bench_$(date +%Y%m%d_%H%M%S).jsonl}"
 MODELS="${MODELS:-vit-base-patch16-224 dinov2-small dinov2-base dinov2-small-reg}"
 BATCHES="${BATCHES:-1 8}"
 QUANT="${QUANT:-vit-base-patch16-224:8:int8 dinov2-small:8:int8 vit-base-patch16-224:1:int8 dinov2-small:1:int8 vit-base-patch16-224:1:int4 dinov2-small:1:int4 vit-base-patch16-224:1:f16 dinov2-small:1:f16}"
+ORT_INT8="${ORT_INT8:-vit-base-patch16-224 dinov2-small}"   # models whose ORT dynamic-int8 graph is run too
+HAS_AVX512=0; grep -qw avx512f /proc/cpuinfo && HAS_AVX512=1
+HAS_BF16C=0
+if grep -qw avx512_bf16 /proc/cpuinfo && "$ROOT/build/vtx" bench --help 2>&1 | grep -q -- '--compute'; then HAS_BF16C=1; fi
+ISA="$(if [ $HAS_AVX512 = 1 ]; then echo "AVX-512 ($(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | sed 's/avx512_\?//' | tr '\n' ' ' | sed 's/ $//'))"; else echo "AVX2 (no AVX-512)"; fi)"
 mkdir -p "$(dirname "$OUT")"
 [ -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ] || bash "$KIT/setup.sh" "$ORT_DIR"
 [ -x "$ROOT/build/vtx" ] || bash "$ROOT/scripts/build.sh"
@@ -23,34 +33,46 @@ for m in $MODELS; do
   [ -f "$CKPT/$m/model.safetensors" ] || "${PYTHON:-/usr/bin/python3}" "$KIT/make_checkpoint.py" "$KIT/$m" "$CKPT/$m" >/dev/null
 done
 iters() { if [ "$1" = 1 ]; then echo "--warmup 5 --iters 30"; else echo "--warmup 2 --iters 10"; fi; }
-vtx_run() {  # model batch precision
-  local flags=""
-  case "$3" in f32) ;; f16|bf16) flags="--dtype $3" ;; *) flags="--quantize $3" ;; esac
-  "$ROOT/build/vtx" bench "$CKPT/$1" --batch "$2" --threads 2 --height 224 --width 224 $(iters "$2") $flags --json \
-    | sed 's/^{/{"engine":"vtx","name":"'"$1"'","precision":"'"$3"'",/' >> "$OUT"
+vtx_run() {  # model batch precision [avx2]
+  local flags="" env=() label="$3"
+  case "$3" in f32) ;; f16|bf16) flags="--dtype $3" ;; bf16c) flags="--compute bf16" ;; *) flags="--quantize $3" ;; esac
+  if [ "${4:-}" = avx2 ]; then env=(VTX_DISABLE_AVX512=1); label="$3 avx2"; fi
+  env "${env[@]}" "$ROOT/build/vtx" bench "$CKPT/$1" --batch "$2" --threads 2 --height 224 --width 224 $(iters "$2") $flags --json \
+    | sed 's/^{/{"engine":"vtx","name":"'"$1"'","precision":"'"$label"'",/' >> "$OUT"
 }
+ort_run() {  # model batch engine-label graph-suffix
+  ORT_DIR="$ORT_DIR" node "$KIT/ort_bench.mjs" --model "$ORT_DIR/models/$1-224$4.onnx" --batch "$2" --threads 2 $(iters "$2") \
+    --json | grep '^{' | sed 's/^{/{"engine":"'"$3"'","name":"'"$1"'",/' >> "$OUT"
+}
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 : > "$OUT"
 for b in $BATCHES; do
   for m in $MODELS; do
-    ORT_DIR="$ORT_DIR" node "$KIT/ort_bench.mjs" --model "$ORT_DIR/models/$m-224.onnx" --batch "$b" --threads 2 $(iters "$b") \
-      --json | grep '^{' | sed 's/^{/{"engine":"ort","name":"'"$m"'",/' >> "$OUT"
+    ort_run "$m" "$b" ort ""
     vtx_run "$m" "$b" f32
+    [ $HAS_AVX512 = 0 ] || vtx_run "$m" "$b" f32 avx2
+    [ $HAS_BF16C = 0 ] || vtx_run "$m" "$b" bf16c
     for q in $QUANT; do
       IFS=: read -r qm qb qp <<< "$q"
-      if [ "$qm" = "$m" ] && [ "$qb" = "$b" ]; then vtx_run "$m" "$b" "$qp"; fi
+      if [ "$qm" = "$m" ] && [ "$qb" = "$b" ]; then
+        vtx_run "$m" "$b" "$qp"
+        if [ "$qp" = int8 ] && [ $HAS_AVX512 = 1 ]; then vtx_run "$m" "$b" int8 avx2; fi
+      fi
     done
+    if [[ " $ORT_INT8 " == *" $m "* ]] && [ -f "$ORT_DIR/models/$m-224-int8.onnx" ]; then ort_run "$m" "$b" ort-int8 -int8; fi
   done
 done
 TABLE=$(node -e '
 const fs=require("fs"); const rows=fs.readFileSync(process.argv[1],"utf8").trim().split("\n").map(JSON.parse);
-const ort={}; for (const r of rows) if (r.engine==="ort") ort[r.name+"/"+r.batch]=r;
+const ort={}, q8={}; for (const r of rows) { if (r.engine==="ort") ort[r.name+"/"+r.batch]=r; if (r.engine==="ort-int8") q8[r.name+"/"+r.batch]=r; }
 const out=[];
-out.push("| model | batch | vtx precision | ORT fp32 median ms | vtx median ms | speed-up vs ORT | vtx img/s | vtx GFLOP/s | % of FMA peak | vtx peak RSS MB |");
-out.push("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-for (const v of rows) { if (v.engine!=="vtx") continue; const o=ort[v.name+"/"+v.batch]; if(!o) continue;
-  out.push(`| ${v.name} | ${v.batch} | ${v.precision} | ${o.median_ms.toFixed(1)} | ${v.median_ms.toFixed(1)} | **${(o.median_ms/v.median_ms).toFixed(2)}x** | ${v.images_per_s_at_median.toFixed(2)} | ${v.gflops_at_median.toFixed(0)} | ${v.pct_peak.toFixed(0)}% | ${v.peak_rss_mb.toFixed(0)} |`); }
+out.push("| model | batch | vtx precision | ORT fp32 median ms | vtx median ms | speed-up vs ORT fp32 | ORT int8 median ms | speed-up vs ORT int8 | vtx img/s | vtx GFLOP/s | % of FMA peak | vtx peak RSS MB |");
+out.push("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+for (const v of rows) { if (v.engine!=="vtx") continue; const k=v.name+"/"+v.batch, o=ort[k]; if(!o) continue;
+  const i8=v.precision.startsWith("int8")?q8[k]:null;
+  out.push(`| ${v.name} | ${v.batch} | ${v.precision} | ${o.median_ms.toFixed(1)} | ${v.median_ms.toFixed(1)} | **${(o.median_ms/v.median_ms).toFixed(2)}x** | ${i8?i8.median_ms.toFixed(1):""} | ${i8?"**"+(i8.median_ms/v.median_ms).toFixed(2)+"x**":""} | ${v.images_per_s_at_median.toFixed(2)} | ${v.gflops_at_median.toFixed(0)} | ${v.pct_peak.toFixed(0)}% | ${v.peak_rss_mb.toFixed(0)} |`); }
 console.log(out.join("\n"));' "$OUT")
-STAMP="Run $(date -u +%Y-%m-%dT%H:%MZ) on $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) vCPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg); raw: \`${OUT#$ROOT/}\`"
+STAMP="Run $(date -u +%Y-%m-%dT%H:%MZ) on $(lscpu | sed -n 's/^Model name: *//p' | head -1), ISA $ISA, $(nproc) vCPUs, load average before: $LOAD_BEFORE; raw: \`${OUT#$ROOT/}\`"
 echo "$STAMP"; echo "$TABLE"
 MD="$ROOT/BENCHMARK.md"
 if [ -f "$MD" ] && grep -q '<!-- bench:begin -->' "$MD"; then
@@ -82,6 +104,11 @@ if [ "${TARGETS:-1}" = 1 ]; then
     "$ROOT/build/bench/bench_gemm" --benchmark_filter='BM_vtx/M:(197|257|1576|2056)/N:[0-9]+/K:[0-9]+/thr:[12]/ep:0' \
       --benchmark_format=json --benchmark_out="$GEMM_JSON" --benchmark_out_format=json > /dev/null 2>&1 || true
   fi
+  ATT_JSON="${OUT%.jsonl}_attention.json"
+  if [ -x "$ROOT/build/bench/bench_attention" ]; then
+    "$ROOT/build/bench/bench_attention" --benchmark_filter='BM_attention/B:1/T:(197|257|1370)/H:[0-9]+/dh:64/probs:0/thr:[12]' \
+      --benchmark_format=json --benchmark_out="$ATT_JSON" --benchmark_out_format=json > /dev/null 2>&1 || true
+  fi
   TTABLE=$(node -e '
 const fs=require("fs"); const rows=fs.readFileSync(process.argv[1],"utf8").trim().split("\n").map(JSON.parse);
 const med=a=>{const s=[...a].sort((x,y)=>x-y); return s.length%2?s[(s.length-1)/2]:(s[s.length/2-1]+s[s.length/2])/2;};
@@ -97,7 +124,10 @@ for (const r of rows.filter(r=>r.kind==="resolution"))
 try { const g=JSON.parse(fs.readFileSync(process.argv[2],"utf8"));
   for (const b of g.benchmarks) { const m=b.name.match(/M:(\d+)\/N:(\d+)\/K:(\d+)\/thr:(\d)/);
     out.push(`| GEMM M=${m[1]} N=${m[2]} K=${m[3]}, ${m[4]} thread${m[4]==="1"?"":"s"} | ${b.pct_peak.toFixed(0)}% of FMA peak (${b.GFLOPS.toFixed(0)} GFLOP/s) | >= 85% |`); } } catch (e) {}
-console.log(out.join("\n"));' "$TOUT" "$GEMM_JSON")
+try { const g=JSON.parse(fs.readFileSync(process.argv[3],"utf8"));
+  for (const b of g.benchmarks) { const m=b.name.match(/T:(\d+)\/H:(\d+)\/dh:\d+\/probs:0\/thr:(\d)/); if (!m) continue;
+    out.push(`| attention T=${m[1]} H=${m[2]} dh=64, ${m[3]} thread${m[3]==="1"?"":"s"} | ${b.pct_peak.toFixed(0)}% of FMA peak (${b.GFLOPS.toFixed(0)} GFLOP/s) | ${m[1]==="197"?"":">= 80%"} |`); } } catch (e) {}
+console.log(out.join("\n"));' "$TOUT" "$GEMM_JSON" "$ATT_JSON")
   echo "$TTABLE"
   if [ -f "$MD" ] && grep -q '<!-- targets:begin -->' "$MD"; then
     node -e '

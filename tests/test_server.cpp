@@ -549,5 +549,43 @@ TEST(Server, BadCommandLines) {
   EXPECT_EQ(run_command(kVtx + " serve " + model("vit-cls") + " --host not-an-ip", &out), 1) << out;
 }
 
+// A hub id resolves through the Hugging Face cache as every other command does (vtx::resolve_model): --cache-dir
+// and --offline are honoured, /info names the id and the snapshot's commit, and the answers equal the folder's.
+TEST(Server, HubIdFromTheCacheOffline) {
+  namespace fs = std::filesystem;
+  const std::string commit = "0123456789abcdef0123456789abcdef01234567";
+  const fs::path cache = fs::path(temp_dir()) / "hub-cache";
+  const fs::path repo = cache / "models--test-org--vit-cls";
+  const fs::path snap = repo / "snapshots" / commit;
+  fs::create_directories(snap);
+  fs::create_directories(repo / "refs");
+  std::ofstream(repo / "refs" / "main") << commit;
+  for (const auto& e : fs::directory_iterator(model("vit-cls")))
+    if (e.is_regular_file()) fs::copy_file(e.path(), snap / e.path().filename(), fs::copy_options::overwrite_existing);
+
+  ServerProcess hub_server({"test-org/vit-cls", "--name", "m", "--cache-dir", cache.string(), "--offline"});
+  ServerProcess folder_server({model("vit-cls"), "--name", "m"});
+  const json info = http_once(hub_server.port(), "GET", "/info").json();
+  ASSERT_EQ(info["models"].size(), 1u) << info.dump();
+  EXPECT_EQ(info["models"][0]["hub_id"], "test-org/vit-cls");
+  EXPECT_EQ(info["models"][0]["commit"], commit);
+  EXPECT_EQ(fs::path(info["models"][0]["path"].get<std::string>()), snap);
+  const std::string img = read_file(image(kCats));
+  const HttpResult a = http_once(hub_server.port(), "POST", "/predict", img, {{"Content-Type", "image/png"}});
+  const HttpResult b = http_once(folder_server.port(), "POST", "/predict", img, {{"Content-Type", "image/png"}});
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(a.json(), b.json());
+  EXPECT_EQ(hub_server.stop(), 0);
+  EXPECT_EQ(folder_server.stop(), 0);
+
+  // Not in the cache, offline: the server refuses to start and says which id and cache it looked in.
+  std::string out;
+  const int rc = run_command(kVtx + " serve test-org/missing --offline --port 0 --cache-dir " + cache.string(), &out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("test-org/missing"), std::string::npos) << out;
+  EXPECT_NE(out.find((cache / "models--test-org--missing").string()), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace vtx::test

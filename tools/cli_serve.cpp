@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli.hpp"
+#include "cli_hub.hpp"
 #include "cli_load_options.hpp"
 #include "server/options.hpp"
 
@@ -16,7 +17,8 @@ const char* const kUsage =
     "  [--max-payload-bytes 16M] [--max-header-bytes 16K] [--max-queue 128] [--max-image-pixels 40000000]\n"
     "  [--max-images-per-request 64] [--request-timeout 30s] [--header-timeout 10s] [--idle-timeout 60s]\n"
     "  [--max-connections 1024] [--drain-timeout 30s] [--api-key KEY | env VTX_API_KEY] [--protect-metrics]\n"
-    "  [--log-format text|json|none] [--dtype f32|f16|bf16] [--quantize int8|int4 [--int4-method mse|minmax]]";
+    "  [--log-format text|json|none] [--dtype f32|f16|bf16] [--quantize int8|int4 [--int4-method mse|minmax]]\n"
+    "  [--revision R] [--cache-dir D] [--offline]   (MODEL: a folder or a hub id org/name[@revision])";
 
 // "1048576", "16K", "16M", "1G" (powers of 1024).
 int64_t parse_size(const std::string& flag, const std::string& v) {
@@ -64,12 +66,12 @@ int positive(const ArgParser& p, const std::string& flag, int def, int lo = 1) {
 
 int cmd_serve(const Args& args) {
   ArgParser p(args,
-              with_load_flags({"--name", "--host", "--port", "--max-batch-size", "--max-batch-delay-ms",
+              with_hub_flags(with_load_flags({"--name", "--host", "--port", "--max-batch-size", "--max-batch-delay-ms",
                                "--preprocess-threads", "--io-threads", "--max-payload-bytes", "--max-header-bytes",
                                "--max-queue", "--max-image-pixels", "--max-images-per-request", "--request-timeout",
                                "--header-timeout", "--idle-timeout", "--max-connections", "--drain-timeout",
-                               "--api-key", "--log-format"}),
-              {"--protect-metrics"});
+                               "--api-key", "--log-format"})),
+              with_hub_bool_flags({"--protect-metrics"}));
   if (p.positional().empty()) throw CliError(kUsage);
   server::ServerOptions o;
   const auto names = p.get_all("--name");
@@ -97,6 +99,11 @@ int cmd_serve(const Args& args) {
   o.port = p.get_int("--port", o.port);
   if (o.port < 0 || o.port > 65535) throw CliError("--port: must be 0..65535");
   o.load = load_options(p);  // also applies --threads
+  // Hub ids: resolved (cache, download, offline) by the engine through vtx::resolve_model with these.
+  const HubOptions hub = hub_options(p);
+  o.load.revision = hub.revision;
+  o.load.cache_dir = hub.cache_dir;
+  o.load.offline = hub.offline;
   o.max_batch_size = positive(p, "--max-batch-size", o.max_batch_size);
   o.max_batch_delay_ms = positive(p, "--max-batch-delay-ms", o.max_batch_delay_ms, 0);
   o.preprocess_threads = positive(p, "--preprocess-threads", o.preprocess_threads);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http_error.hpp"
+#include "vtx/hub.hpp"
 #include "vtx/image.hpp"
 #include "vtx/serve_support.hpp"
 
@@ -47,46 +48,33 @@ Tensor row_of(const Tensor& t, int64_t b) {
   return r;
 }
 
-// A model given by hub id: the Hugging Face cache layout (models--org--name/refs/main -> snapshots/<commit>).
+// Where a model comes from: a folder, or a hub id that vtx::resolve_model finds in (or downloads into) the Hugging
+// Face cache with the load options' revision / cache / offline settings. A folder that is itself a cache snapshot
+// (.../models--org--name/snapshots/<commit>) also reports its id and commit in the metadata routes.
 struct Resolved {
   std::string dir, hub_id, commit;
 };
 
-Resolved resolve_model(const std::string& source) {
+Resolved resolve_served_model(const std::string& source, const LoadOptions& load) {
   Resolved r;
-  if (fs::is_directory(source)) {
-    r.dir = source;
-    // A folder inside the cache: .../models--org--name/snapshots/<commit>
-    const fs::path p = fs::weakly_canonical(fs::path(source));
-    const fs::path parent = p.parent_path();
-    if (parent.filename() == "snapshots" && parent.parent_path().filename().string().rfind("models--", 0) == 0) {
-      r.commit = p.filename().string();
-      std::string id = parent.parent_path().filename().string().substr(8);
-      const auto sep = id.find("--");
-      if (sep != std::string::npos) id.replace(sep, 2, "/");
-      r.hub_id = id;
-    }
+  if (!fs::is_directory(source)) {
+    const ResolvedModel m = vtx::resolve_model(source, hub_options(load));
+    r.dir = m.dir;
+    r.hub_id = m.repo_id;
+    r.commit = m.commit;
     return r;
   }
-  const auto slash = source.find('/');
-  if (slash != std::string::npos && slash > 0 && source.find('/', slash + 1) == std::string::npos) {
-    std::string cache;
-    if (const char* c = std::getenv("HF_HUB_CACHE")) cache = c;
-    else if (const char* h = std::getenv("HF_HOME")) cache = std::string(h) + "/hub";
-    else if (const char* home = std::getenv("HOME")) cache = std::string(home) + "/.cache/huggingface/hub";
-    std::string folder = "models--" + source.substr(0, slash) + "--" + source.substr(slash + 1);
-    const fs::path repo = fs::path(cache) / folder;
-    std::ifstream ref(repo / "refs" / "main");
-    std::string commit;
-    if (ref && std::getline(ref, commit) && fs::is_directory(repo / "snapshots" / commit)) {
-      r.dir = (repo / "snapshots" / commit).string();
-      r.hub_id = source;
-      r.commit = commit;
-      return r;
-    }
-    throw Error(source + ": not a folder, and not in the Hugging Face cache (" + repo.string() + ")");
+  r.dir = source;
+  const fs::path p = fs::weakly_canonical(fs::path(source));
+  const fs::path parent = p.parent_path();
+  if (parent.filename() == "snapshots" && parent.parent_path().filename().string().rfind("models--", 0) == 0) {
+    r.commit = p.filename().string();
+    std::string id = parent.parent_path().filename().string().substr(8);
+    const auto sep = id.find("--");
+    if (sep != std::string::npos) id.replace(sep, 2, "/");
+    r.hub_id = id;
   }
-  throw Error(source + ": no such model folder");
+  return r;
 }
 
 ForwardOptions forward_options() {
@@ -150,7 +138,7 @@ void Engine::load_models() {
     auto m = std::make_unique<ServedModel>();
     m->name = spec.name;
     m->source = spec.source;
-    Resolved r = resolve_model(spec.source);
+    Resolved r = resolve_served_model(spec.source, opt_.load);
     m->dir = r.dir;
     m->hub_id = r.hub_id;
     m->commit = r.commit;
