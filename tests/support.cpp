@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -90,6 +91,22 @@ void expect_close(const Tensor& got, const Tensor& ref, double atol, const std::
   Diff d = compare(got, ref, atol);
   EXPECT_EQ(d.bad, 0) << what << ": " << d.bad << " elements exceed atol " << atol << " (max |diff| " << d.max_abs
                       << " at flat index " << d.worst_index << ")";
+}
+
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    std::vector<std::string> row;
+    std::stringstream s(line);
+    std::string field;
+    while (std::getline(s, field, ',')) row.push_back(field);
+    rows.push_back(row);
+  }
+  return rows;
 }
 
 std::string temp_dir() {

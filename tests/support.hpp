@@ -40,6 +40,9 @@ void expect_close(const Tensor& got, const Tensor& ref, double atol, const std::
 
 std::string temp_dir();  // a fresh folder under /tmp for this test process
 int run_command(const std::string& cmd, std::string* output = nullptr);  // shell, captures stdout+stderr
+// A CSV file with a header row -> its other rows as fields (no quoting: the shared label files); throws when the
+// file cannot be read.
+std::vector<std::vector<std::string>> read_csv(const std::string& path);
 
 // n floats uniform in [lo, hi), reproducible from seed (mt19937).
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f);

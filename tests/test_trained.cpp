@@ -26,22 +26,6 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// CSV with a header row -> rows of fields (no quoting in these files).
-std::vector<std::vector<std::string>> read_csv(const std::string& path) {
-  std::ifstream f(path);
-  EXPECT_TRUE(f.good()) << "cannot open " << path;
-  std::vector<std::vector<std::string>> rows;
-  std::string line;
-  std::getline(f, line);  // header
-  while (std::getline(f, line)) {
-    std::vector<std::string> row;
-    std::stringstream s(line);
-    std::string field;
-    while (std::getline(s, field, ',')) row.push_back(field);
-    rows.push_back(row);
-  }
-  return rows;
-}
 
 // models/fashion-vit-bf16 is the F32 trained checkpoint with every tensor rounded to BF16 to nearest even
 // (computed here independently of models/convert_bf16.py), config.json the same but for torch_dtype.

@@ -45,21 +45,6 @@ constexpr int kStride = 1;
 
 std::string trained_dir() { return shared_dir() + "/trained"; }
 
-std::vector<std::vector<std::string>> read_csv(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  std::vector<std::vector<std::string>> rows;
-  std::string line;
-  std::getline(f, line);
-  while (std::getline(f, line)) {
-    std::vector<std::string> row;
-    std::stringstream s(line);
-    std::string field;
-    while (std::getline(s, field, ',')) row.push_back(field);
-    rows.push_back(row);
-  }
-  return rows;
-}
 
 // "test_01234_5.png" -> 1234
 int image_index(const std::string& file) {

@@ -155,9 +155,7 @@ class BeitModel final : public Model {
  protected:
   ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
     Workspace& wsp = SessionAccess::workspace(s);
-    EncoderRun er;
-    er.keep_hidden = opt.output_hidden_states;
-    er.keep_attn = opt.output_attentions;
+    EncoderRun er = EncoderRun::for_outputs(opt);
     if (opt.bool_masked_pos && no_mask_token_)
       throw Error("bool_masked_pos: this model has no mask token (config use_mask_token is false)");
     // The biases of this input window (cached in the model; kept alive for the call).

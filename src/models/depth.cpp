@@ -145,10 +145,8 @@ class DepthModel final : public Model {
 
   ModelOutput run_timed(Workspace& wsp, const Tensor& pv, const ForwardOptions& opt, DepthTiming* timing) const {
     auto t0 = Clock::now();
-    EncoderRun er;
     // Only the hidden states the neck reads are kept, unless the caller asked for all of them.
-    er.keep_hidden = opt.output_hidden_states;
-    er.keep_attn = opt.output_attentions;
+    EncoderRun er = EncoderRun::for_outputs(opt);
     if (!er.keep_hidden) {
       if (dino_) dino_->request_feature_layers(er);
       else er.keep_only = out_layers_;

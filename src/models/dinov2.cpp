@@ -128,10 +128,8 @@ class Dinov2Model final : public Model {
  protected:
   ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
     const bool backbone = info_.task == Task::Backbone;
-    EncoderRun er;
-    er.keep_hidden = opt.output_hidden_states;
+    EncoderRun er = EncoderRun::for_outputs(opt);
     if (backbone && !er.keep_hidden) net_->request_feature_layers(er);
-    er.keep_attn = opt.output_attentions;
     ForwardOptions o = opt;
     o.interpolate_pos_encoding = true;  // DINOv2 always resizes its position embeddings
     TrunkOutput t = net_->trunk().forward(pv, o, SessionAccess::workspace(s), er, !backbone);

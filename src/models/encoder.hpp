@@ -41,6 +41,14 @@ struct EncoderRun {
   std::vector<std::vector<float>> head_mask;  // [L][H] or empty
   std::vector<const float*> attn_bias;        // [L] x [H, T, T] added to the attention scores (BEiT), or empty
   std::vector<Tensor> hidden_states, attentions;  // filled as [B, T, D] / [B, H, T, T]
+
+  // What the caller asked for: every hidden state / attention map when the options say so.
+  static EncoderRun for_outputs(const ForwardOptions& opt) {
+    EncoderRun r;
+    r.keep_hidden = opt.output_hidden_states;
+    r.keep_attn = opt.output_attentions;
+    return r;
+  }
 };
 
 class Encoder {

@@ -55,9 +55,7 @@ class VitModel final : public Model {
  protected:
   ModelOutput run(Session& s, const Tensor& pv, const ForwardOptions& opt) const override {
     Workspace& wsp = SessionAccess::workspace(s);
-    EncoderRun er;
-    er.keep_hidden = opt.output_hidden_states;
-    er.keep_attn = opt.output_attentions;
+    EncoderRun er = EncoderRun::for_outputs(opt);
     TrunkOutput t = trunk_->forward(pv, opt, wsp, er);
     ModelOutput out;
     out.hidden_states = std::move(er.hidden_states);
