@@ -112,6 +112,19 @@ std::vector<std::string> bounded_outputs(const ModelOutput& o) {
   return r;
 }
 
+// The case's model loaded in `dtype` (checked), run on the stored pixel_values without attentions or hidden
+// states: only the bounded outputs are compared.
+ModelOutput forward_in(const GoldenCase& c, const std::string& dtype) {
+  ForwardOptions opt = case_options(c);
+  opt.output_attentions = false;
+  opt.output_hidden_states = false;
+  LoadOptions lo;
+  lo.dtype = parse_weight_type(dtype);
+  auto model = Model::load(c.model_dir(), lo);
+  EXPECT_EQ(weight_type_name(model->info().weights), dtype) << c.name;
+  return model->forward(c.tensors.at("pixel_values"), opt);
+}
+
 TEST(QuantGolden, AgreementWithFp32Golden) {
   std::printf("%-22s %-6s %-20s %12s %s\n", "case", "dtype", "output", "cosine", "top-1");
   std::map<std::string, double> worst;
@@ -121,15 +134,8 @@ TEST(QuantGolden, AgreementWithFp32Golden) {
   for (const auto& [new_suite, case_name] : cases) {
     const char* name = case_name.c_str();
     GoldenCase c = new_suite ? load_case_in(golden_beit_dpt_dir(), name) : load_case(name);
-    ForwardOptions opt = case_options(c);
-    opt.output_attentions = false;  // only the bounded outputs are compared
-    opt.output_hidden_states = false;
     for (const std::string dtype : {"f16", "bf16", "int8", "int4"}) {
-      LoadOptions lo;
-      lo.dtype = parse_weight_type(dtype);
-      auto model = Model::load(c.model_dir(), lo);
-      EXPECT_EQ(weight_type_name(model->info().weights), dtype);
-      ModelOutput out = model->forward(c.tensors.at("pixel_values"), opt);
+      ModelOutput out = forward_in(c, dtype);
       std::map<std::string, Tensor> got;
       for (auto& [k, v] : out.named()) got[k] = v;
       for (const std::string& k : bounded_outputs(out)) {
@@ -184,15 +190,8 @@ TEST(QuantGolden, AgreementBeit) {
   std::map<std::string, double> worst;
   for (const char* name : {"beit-cls", "beit-features", "beit-rect", "beit-shared-rel", "dit-cls"}) {
     GoldenCase c = load_case_in(golden_beit_dpt_dir(), name);
-    ForwardOptions opt = case_options(c);
-    opt.output_attentions = false;
-    opt.output_hidden_states = false;
     for (const std::string dtype : {"f16", "bf16", "int8", "int4"}) {
-      LoadOptions lo;
-      lo.dtype = parse_weight_type(dtype);
-      auto model = Model::load(c.model_dir(), lo);
-      EXPECT_EQ(weight_type_name(model->info().weights), dtype);
-      ModelOutput out = model->forward(c.tensors.at("pixel_values"), opt);
+      ModelOutput out = forward_in(c, dtype);
       for (const auto& [k, v] : out.named()) {
         if (!(k == "last_hidden_state" || k == "logits" || k == "pooler_output") || !c.tensors.count(k)) continue;
         const double cs = cosine(v, c.tensors.at(k));
