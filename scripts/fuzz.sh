@@ -9,12 +9,18 @@
 #     TARGET       safetensors config processor jpeg png webp bmp (default: all)
 # A crash leaves its input in build-fuzz/artifacts/<target>/ and makes the script exit 1; fix it, then keep the
 # input under tests/fuzz/regressions/<target>/ (the normal suite replays it: test_fuzz_regressions).
-# Environment: VTX_SHARED_DIR (default ../shared), VTX_FUZZ_BUILD (default build-fuzz), VTX_FUZZ_RSS_MB (2048).
+# Environment: VTX_SHARED_DIR (default ../shared), VTX_FUZZ_BUILD (default build-fuzz), VTX_FUZZ_RSS_MB (2048),
+#   VTX_FUZZ_RUNS (stop a target after this many executions, or at SECONDS, whichever comes first).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${VTX_SHARED_DIR:-$(cd "$ROOT/.." && pwd)/shared}"
 BUILD="${VTX_FUZZ_BUILD:-$ROOT/build-fuzz}"
 RSS_MB="${VTX_FUZZ_RSS_MB:-2048}"
+RUNS=()
+if [ -n "${VTX_FUZZ_RUNS:-}" ]; then
+  [[ "$VTX_FUZZ_RUNS" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: VTX_FUZZ_RUNS must be a number, got '$VTX_FUZZ_RUNS'" >&2; exit 2; }
+  RUNS=(-runs="$VTX_FUZZ_RUNS")
+fi
 SECS=60
 [ "${1:-}" = "--smoke" ] && shift
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then SECS="$1"; shift; fi
@@ -67,7 +73,7 @@ for t in "${TARGETS[@]}"; do
   log="$BUILD/fuzz-$t.log"
   set +e
   "$BUILD/tests/fuzz/fuzz_$t" "$BUILD/corpus/$t" -max_total_time="$SECS" -timeout=20 -rss_limit_mb="$RSS_MB" \
-    -malloc_limit_mb="$RSS_MB" -max_len="${MAXLEN[$t]}" -print_final_stats=1 -artifact_prefix="$art/" \
+    -malloc_limit_mb="$RSS_MB" -max_len="${MAXLEN[$t]}" -print_final_stats=1 -artifact_prefix="$art/" "${RUNS[@]}" \
     >"$log" 2>&1
   rc=$?
   set -e
