@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <set>
 
 #include "vtx/io.hpp"
 #include "server_harness.hpp"
@@ -40,7 +41,7 @@ std::string b64(const std::string& bytes) {
   return o;
 }
 
-std::vector<float> b64_floats(const std::string& s) {
+std::string b64_decode(const std::string& s) {
   std::string bytes;
   uint32_t acc = 0;
   int bits = 0;
@@ -52,6 +53,17 @@ std::vector<float> b64_floats(const std::string& s) {
     bits += 6;
     if (bits >= 8) bits -= 8, bytes += static_cast<char>((acc >> bits) & 0xff);
   }
+  return bytes;
+}
+
+// A base64 PNG of an answer, decoded (the PIL mode of the file in `info`).
+Image b64_png(const std::string& s, ImageInfo* info) {
+  const std::string bytes = b64_decode(s);
+  return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "answer.png", {}, info);
+}
+
+std::vector<float> b64_floats(const std::string& s) {
+  const std::string bytes = b64_decode(s);
   std::vector<float> f(bytes.size() / 4);
   std::memcpy(f.data(), bytes.data(), f.size() * 4);
   return f;
@@ -211,24 +223,8 @@ TEST(Server, HuggingFaceEmbedAndDepthMatchCli) {
   flatten(dj["predicted_depth"], got);
   ASSERT_EQ(got.size(), static_cast<size_t>(ref.numel()));
   EXPECT_EQ(0, std::memcmp(got.data(), ref.data<float>(), ref.nbytes()));
-  std::string png_bytes;
-  {
-    std::string s64 = dj["depth"];
-    std::vector<float> dummy;
-    // decode base64 to bytes
-    uint32_t acc = 0;
-    int bits = 0;
-    const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (char ch : s64) {
-      const char* p = std::strchr(t, ch);
-      if (ch == '=' || !p) continue;
-      acc = acc << 6 | static_cast<uint32_t>(p - t);
-      bits += 6;
-      if (bits >= 8) bits -= 8, png_bytes += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
   ImageInfo pi;
-  Image depth_png = decode_image(reinterpret_cast<const uint8_t*>(png_bytes.data()), png_bytes.size(), "depth.png", {}, &pi);
+  Image depth_png = b64_png(dj["depth"], &pi);
   EXPECT_EQ(pi.mode, "L");
   ASSERT_EQ(depth_png.width, 640);
   ASSERT_EQ(depth_png.height, 480);
@@ -324,6 +320,120 @@ TEST(Server, OpenAIEmbeddingsMatchCli) {
   EXPECT_EQ(b64_floats(b.json()["data"][0]["embedding"]), ref);
   auto m = c.request("POST", "/v1/embeddings", json{{"model", "dinov2"}, {"input", b64(png)}, {"pool", "mean"}}.dump(), kJson);
   EXPECT_EQ(m.json()["data"][0]["embedding"].get<std::vector<float>>(), cli_embed("dinov2", kCats, "mean"));
+  EXPECT_EQ(s.stop(), 0);
+}
+
+// The label map `vtx segment` writes for one image (its 8-bit PNG: pixel = class id), at the image's size.
+struct LabelMap {
+  int width = 0, height = 0;
+  std::vector<int64_t> ids;
+};
+LabelMap cli_label_map(const std::string& mdl_dir, const std::string& img) {
+  const std::string out = temp_dir() + "/segment";
+  std::string log;
+  EXPECT_EQ(run_command(kVtx + " segment " + mdl_dir + " " + img + " --out " + out, &log), 0) << log;
+  ImageInfo info;
+  const Image png = load_image(out + "/" + std::filesystem::path(img).stem().string() + ".png", {}, &info);
+  EXPECT_EQ(info.mode, "L");
+  LabelMap m{png.width, png.height, {}};
+  for (size_t i = 0; i < png.rgb.size(); i += 3) m.ids.push_back(png.rgb[i]);
+  return m;
+}
+
+// An image-segmentation answer against the CLI's label map: one entry per class present, ascending class id,
+// score null, label = config.json's id2label, mask = 255 exactly where the label map has that class.
+void expect_segments(const json& got, const LabelMap& ref, const json& id2label, const std::string& what) {
+  ASSERT_TRUE(got.is_array()) << what << ": " << got.dump().substr(0, 300);
+  const std::set<int64_t> present(ref.ids.begin(), ref.ids.end());
+  ASSERT_EQ(got.size(), present.size()) << what;
+  auto cls = present.begin();
+  for (const auto& seg : got) {
+    const int64_t c = *cls++;
+    EXPECT_TRUE(seg.contains("score") && seg["score"].is_null()) << what << ": " << seg.dump().substr(0, 200);
+    EXPECT_EQ(seg["label"], id2label[std::to_string(c)]) << what << " class " << c;
+    ImageInfo info;
+    const Image mask = b64_png(seg["mask"], &info);
+    EXPECT_EQ(info.mode, "L") << what;
+    ASSERT_EQ(mask.width, ref.width) << what;
+    ASSERT_EQ(mask.height, ref.height) << what;
+    int64_t off = 0;
+    for (size_t i = 0; i < ref.ids.size(); ++i) off += mask.rgb[3 * i] != (ref.ids[i] == c ? 255 : 0);
+    EXPECT_EQ(off, 0) << what << " class " << c << ": mask pixels that differ from vtx segment's label map";
+  }
+}
+
+TEST(Server, HuggingFaceSegmentationMatchesCli) {
+  const GoldenCase gc = load_case_in(golden_beit_dpt_dir(), "dpt-vit-seg");
+  const std::string mdl = gc.model_dir(), img = gc.dir + "/" + gc.spec["inputs"]["images"][0].get<std::string>();
+  const json id2label = read_json(mdl + "/config.json")["id2label"];
+  // The segmentation model first: POST / and /predict answer for it.
+  ServerProcess s({mdl, model("vit-cls"), "--log-format", "none"});
+  HttpClient c(s.port());
+  const LabelMap ref = cli_label_map(mdl, img), cats = cli_label_map(mdl, image(kCats));
+  ASSERT_GE(std::set<int64_t>(ref.ids.begin(), ref.ids.end()).size(), 2u) << "the golden image shows several classes";
+  const std::string jpg = read_file(img), png = read_file(image(kCats));
+  json first;
+  for (const char* route : {"/", "/predict", "/models/dpt-vit-seg"}) {
+    auto r = c.request("POST", route, jpg, {{"Content-Type", "image/jpeg"}});
+    ASSERT_EQ(r.status, 200) << route << r.body.substr(0, 300);
+    expect_segments(r.json(), ref, id2label, route);
+    if (first.is_null()) first = r.json();
+  }
+  // The Inference API's parameters: subtask "semantic"; the thresholds are accepted and change nothing.
+  auto p = c.request("POST", "/models/dpt-vit-seg",
+                     json{{"inputs", b64(jpg)}, {"parameters", {{"subtask", "semantic"}, {"threshold", 0.99}, {"mask_threshold", 0.1},
+                                                                 {"overlap_mask_area_threshold", 0.9}}}}.dump(), kJson);
+  ASSERT_EQ(p.status, 200) << p.body.substr(0, 300);
+  EXPECT_EQ(p.json(), first);
+  // A list of images (another size too) gives a list of answers.
+  auto l = c.request("POST", "/predict", json{{"inputs", {b64(png), "data:image/jpeg;base64," + b64(jpg)}}}.dump(), kJson);
+  ASSERT_EQ(l.status, 200) << l.body.substr(0, 300);
+  ASSERT_EQ(l.json().size(), 2u);
+  expect_segments(l.json()[0], cats, id2label, "list [0] (640x480)");
+  expect_segments(l.json()[1], ref, id2label, "list [1]");
+  // Bad parameters.
+  auto bad = [&](const json& params) {
+    return c.request("POST", "/models/dpt-vit-seg", json{{"inputs", b64(jpg)}, {"parameters", params}}.dump(), kJson);
+  };
+  for (const char* sub : {"panoptic", "instance", "Semantic"})
+    expect_error(bad({{"subtask", sub}}), 400, "invalid_parameter",
+                 "subtask \"" + std::string(sub) + "\" is not supported by model 'dpt-vit-seg'");
+  expect_error(bad({{"subtask", 1}}), 400, "invalid_parameter", "subtask must be a string");
+  expect_error(bad({{"threshold", "high"}}), 400, "invalid_parameter", "threshold must be a number");
+  expect_error(bad({{"top_k", 3}}), 400, "invalid_parameter", "unknown parameter 'top_k' for image-segmentation");
+  expect_error(c.request("POST", "/v1/embeddings", json{{"model", "dpt-vit-seg"}, {"input", b64(jpg)}}.dump(), kJson), 400,
+               "invalid_parameter", "does not produce embeddings");
+
+  // /info and KServe v2: task, metadata, ready, and infer on the golden pixel_values (logits within tolerance).
+  const json info = c.request("GET", "/info").json();
+  EXPECT_EQ(info["models"][0]["task"], "image-segmentation") << info.dump();
+  EXPECT_EQ(info["models"][0]["task_head"], "segmentation");
+  EXPECT_EQ(info["models"][0]["num_labels"], id2label.size());
+  auto meta = c.request("GET", "/v2/models/dpt-vit-seg");
+  ASSERT_EQ(meta.status, 200) << meta.body;
+  const json mj = meta.json();
+  EXPECT_EQ(mj["parameters"]["task"], "image-segmentation");
+  EXPECT_EQ(mj["parameters"]["default_outputs"], json({"logits"}));
+  bool has_logits = false;
+  for (const auto& o : mj["outputs"]) has_logits |= o["name"] == "logits" && o["shape"] == json({-1, static_cast<int>(id2label.size()), -1, -1});
+  EXPECT_TRUE(has_logits) << mj.dump();
+  auto ready = c.request("GET", "/v2/models/dpt-vit-seg/ready");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.json()["ready"], true);
+  const Tensor& pv = gc.tensors.at("pixel_values");
+  json req = {{"inputs", {{{"name", "pixel_values"}, {"shape", pv.shape()}, {"datatype", "FP32"},
+                           {"data", std::vector<float>(pv.data<float>(), pv.data<float>() + pv.numel())}}}}};
+  auto inf = c.request("POST", "/v2/models/dpt-vit-seg/infer", req.dump(), kJson);
+  ASSERT_EQ(inf.status, 200) << inf.body.substr(0, 300);
+  const json out = inf.json()["outputs"];
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0]["name"], "logits");
+  const Tensor& gl = gc.tensors.at("logits");
+  ASSERT_EQ(out[0]["shape"].get<std::vector<int64_t>>(), gl.shape());
+  std::vector<float> got;
+  flatten(out[0]["data"], got);
+  ASSERT_EQ(got.size(), static_cast<size_t>(gl.numel()));
+  expect_close(Tensor::from_data(gl.shape(), got.data()), gl, gc.atol("logits"), "kserve logits");
   EXPECT_EQ(s.stop(), 0);
 }
 

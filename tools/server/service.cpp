@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "http_error.hpp"
 #include "util.hpp"
@@ -66,9 +67,14 @@ std::vector<std::string> split_path(const std::string& path) {
 // The route's answer follows the model's pipeline task; heads without a pipeline of their own (backbones, MIM)
 // answer as feature extraction (their last_hidden_state).
 std::string pipeline_task(const ModelInfo& info) {
-  if (info.task == Task::Classification) return "image-classification";
-  if (info.task == Task::DepthEstimation) return "depth-estimation";
-  return "image-feature-extraction";
+  const std::string t = pipeline_task_name(info.task);
+  return t.empty() ? "image-feature-extraction" : t;
+}
+
+// id2label[c], or "LABEL_<c>" as transformers names a label the config does not.
+std::string label_of(const ModelInfo& info, int64_t c) {
+  return c >= 0 && c < static_cast<int64_t>(info.id2label.size()) && !info.id2label[c].empty()
+             ? info.id2label[c] : "LABEL_" + std::to_string(c);
 }
 
 // Nested list of a tensor's values (shape kept), float32.
@@ -150,9 +156,7 @@ ojson classify_answer(const ModelOutput& o, const ModelInfo& info, int top_k, co
   std::stable_sort(idx.begin(), idx.end(), [&](int64_t p, int64_t q) { return s[p] > s[q]; });
   for (int i = 0; i < k; ++i) {
     const int64_t c = idx[i];
-    const std::string label = c < static_cast<int64_t>(info.id2label.size()) && !info.id2label[c].empty()
-                                  ? info.id2label[c] : "LABEL_" + std::to_string(c);
-    a.push_back({{"label", label}, {"score", s[c]}});
+    a.push_back({{"label", label_of(info, c)}, {"score", s[c]}});
   }
   return a;
 }
@@ -176,6 +180,25 @@ ojson depth_answer(const ModelOutput& o, int height, int width) {
   }
   const std::string png = encode_png_gray8(px.data(), width, height);
   return ojson{{"predicted_depth", nested(x, {height, width})}, {"depth", base64_encode(png.data(), png.size())}};
+}
+
+// image-segmentation answer (subtask "semantic"), as transformers' ImageSegmentationPipeline and the Inference
+// API: the label map at the original size (post_process_semantic_segmentation, as vtx segment), then one entry per
+// class present in it, ascending class id (np.unique): {"score": null, "label": id2label[c], "mask": base64 PNG,
+// mode L, 255 where the label map is c, else 0}.
+ojson segment_answer(const ModelOutput& o, const ModelInfo& info, int height, int width) {
+  const Tensor map = post_process_semantic_segmentation(o.logits.to_f32(), 0, height, width);
+  const int64_t* m = map.data<int64_t>();
+  const int64_t n = map.numel();
+  const std::set<int64_t> present(m, m + n);
+  std::vector<uint8_t> px(static_cast<size_t>(n));
+  ojson a = ojson::array();
+  for (const int64_t c : present) {
+    for (int64_t i = 0; i < n; ++i) px[i] = m[i] == c ? 255 : 0;
+    const std::string png = encode_png_gray8(px.data(), width, height);
+    a.push_back({{"score", nullptr}, {"label", label_of(info, c)}, {"mask", base64_encode(png.data(), png.size())}});
+  }
+  return a;
 }
 
 std::vector<std::string> default_outputs(const ServedModel& m) {
@@ -424,6 +447,26 @@ Response Service::hf_predict(Request& req, ServedModel* m, const std::shared_ptr
       ojson all = ojson::array();
       for (size_t i = 0; i < jb.outputs.size(); ++i)
         all.push_back(depth_answer(jb.outputs[i].out, jb.sizes[i].first, jb.sizes[i].second));
+      return json_response(many ? all : all[0]);
+    };
+  } else if (task == "image-segmentation") {
+    // The Inference API's image-segmentation parameters. A semantic model has one subtask; transformers ignores the
+    // thresholds for it (they only reach the panoptic / instance post-processing), and so does vtx.
+    check_known(params, {"subtask", "threshold", "mask_threshold", "overlap_mask_area_threshold"}, task);
+    if (auto v = param(params, "subtask")) {
+      if (!v->is_string()) throw HttpError(400, "invalid_parameter", "subtask must be a string");
+      if (v->get<std::string>() != "semantic")
+        throw HttpError(400, "invalid_parameter",
+                        "subtask \"" + v->get<std::string>() + "\" is not supported by model '" + m->name + "' (" +
+                            info.architecture + " is a semantic segmentation model: subtask \"semantic\")");
+    }
+    for (const char* k : {"threshold", "mask_threshold", "overlap_mask_area_threshold"})
+      if (auto v = param(params, k); v && !v->is_number())
+        throw HttpError(400, "invalid_parameter", std::string(k) + " must be a number");
+    job->respond = [many](Job& jb) {
+      ojson all = ojson::array();
+      for (size_t i = 0; i < jb.outputs.size(); ++i)
+        all.push_back(segment_answer(jb.outputs[i].out, jb.model->info(), jb.sizes[i].first, jb.sizes[i].second));
       return json_response(many ? all : all[0]);
     };
   } else {
