@@ -419,17 +419,33 @@ std::shared_ptr<PyModel> load_model(const std::string& dir, const std::string& d
   return std::make_shared<PyModel>(std::move(m));
 }
 
-// post_process_depth_estimation for one image of the batch.
-py::array resize_depth(py::handle depth, int64_t index, int64_t height, int64_t width) {
-  vtx::Tensor d = float_tensor(depth, "predicted_depth");
+// A post-processing function of the public API on one float array (named `what` in errors), without the GIL.
+template <class F>
+py::array post_process(py::handle input, const char* what, F&& f) {
+  vtx::Tensor t = float_tensor(input, what);
   vtx::Tensor out;
   {
     py::gil_scoped_release nogil;
     ComputeLock lock(g_compute_mu);
-    out = input_errors([&] { return vtx::post_process_depth_estimation(d, index, height, width); });
-    d = vtx::Tensor();
+    out = input_errors([&] { return f(t); });
+    t = vtx::Tensor();
   }
   return to_numpy(out);
+}
+
+// post_process_depth_estimation for one image of the batch.
+py::array resize_depth(py::handle depth, int64_t index, int64_t height, int64_t width) {
+  return post_process(depth, "predicted_depth", [&](const vtx::Tensor& d) {
+    return vtx::post_process_depth_estimation(d, index, height, width);
+  });
+}
+
+// post_process_semantic_segmentation for one image of the batch: int64 [height, width] class ids (height = width
+// = 0: at the logits' own size, transformers' target_sizes=None).
+py::array semantic_segmentation(py::handle logits, int64_t index, int64_t height, int64_t width) {
+  return post_process(logits, "logits", [&](const vtx::Tensor& l) {
+    return vtx::post_process_semantic_segmentation(l, index, height, width);
+  });
 }
 
 #ifdef VTX_PY_HUB
@@ -548,6 +564,8 @@ PYBIND11_MODULE(_vtx, m) {
 
   m.def("resize_predicted_depth", &resize_depth, py::arg("predicted_depth"), py::arg("index"), py::arg("height"),
         py::arg("width"));
+  m.def("post_process_semantic_segmentation", &semantic_segmentation, py::arg("logits"), py::arg("index"),
+        py::arg("height") = 0, py::arg("width") = 0);
 #ifdef VTX_PY_HUB
   m.def("resolve_model", &resolve_model_py, py::arg("id"), py::arg("revision") = "", py::arg("cache_dir") = "",
         py::arg("offline") = false);

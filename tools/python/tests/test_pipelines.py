@@ -1,4 +1,4 @@
-"""vtx.pipeline on shared images equals the CLI (vtx classify / embed / depth) on the same files."""
+"""vtx.pipeline on shared images equals the CLI (vtx classify / embed / depth / segment) on the same files."""
 import glob
 import json
 import os
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import vtx
-from conftest import golden_dir, shared_dir
+from conftest import golden_dir, read_safetensors, shared_dir
 
 
 def images(n=6):
@@ -102,3 +102,107 @@ def test_pipeline_errors(tmp_path):
         vtx.pipeline("image-classification", model=os.path.join(golden_dir(), "models", "dinov2"))
     with pytest.raises(vtx.InputError, match="pool"):
         vtx.pipeline("image-feature-extraction", model=model, pool="max")(images(1)[0])
+
+
+def seg_case():
+    """The DPT semantic segmentation golden case (shared/golden-beit-dpt/cases/dpt-vit-seg): spec, tensors, model."""
+    suite = os.path.join(shared_dir(), "golden-beit-dpt")
+    with open(os.path.join(suite, "cases", "dpt-vit-seg.json"), encoding="utf-8") as f:
+        spec = json.load(f)
+    tensors = read_safetensors(os.path.join(suite, spec["tensors"]))
+    image = os.path.normpath(os.path.join(suite, spec["inputs"]["images"][0]))
+    return spec, tensors, os.path.join(suite, spec["model"]), image
+
+
+def test_segmentation_equals_cli(cli, tmp_path):
+    spec, tensors, model, golden_image = seg_case()
+    files = [golden_image, os.path.join(shared_dir(), "images", "coco", "000000039769.png"),
+             os.path.join(shared_dir(), "images", "misc", "grayscale_L_from_canyon.png")]
+    run_cli(cli, "segment", model, *files, "--out", str(tmp_path))
+    with open(os.path.join(model, "config.json"), encoding="utf-8") as f:
+        id2label = json.load(f)["id2label"]
+    seg = vtx.pipeline("image-segmentation", model=model)
+    got = seg(files)
+    assert len(got) == len(files)
+    refs = []
+    for f, g in zip(files, got):
+        stem = os.path.splitext(os.path.basename(f))[0]
+        ref = np.load(tmp_path / (stem + ".npy"))
+        assert np.array_equal(np.asarray(Image.open(tmp_path / (stem + ".png"))), ref)  # the CLI's PNG is its npy
+        h, w = vtx.load_image(f).shape[:2]
+        assert ref.shape == (h, w)
+        classes = np.unique(ref)
+        assert [e["label"] for e in g] == [id2label[str(c)] for c in classes]  # ascending class id
+        for e, c in zip(g, classes):
+            assert e["score"] is None
+            m = e["mask"]
+            assert isinstance(m, Image.Image) and m.mode == "L" and m.size == (w, h)
+            assert np.array_equal(np.asarray(m), np.where(ref == c, 255, 0).astype(np.uint8))
+        refs.append(ref)
+    assert len(got[0]) >= 2, "the golden image shows several classes"
+
+    # The golden label map (transformers): equal except at the near-ties the case lists, where either of the two
+    # best classes is accepted.
+    gold = tensors["semantic_segmentation_at_original_size"].astype(np.int64)
+    resized = tensors["logits_at_original_size"]
+    tie = 2 * spec["tolerance"]["logits_at_original_size"]["atol"]
+    off = refs[0] != gold
+    assert not (off & (tensors["semantic_segmentation_margin"] > tie)).any()
+    top2 = np.argsort(-resized, axis=0, kind="stable")[:2]
+    assert ((refs[0] == top2[0]) | (refs[0] == top2[1]))[off].all()
+    assert off.sum() <= spec["label_map_ambiguous_pixels"]
+
+    # One image -> one list; a PIL image, batches, subtask "semantic" and the (ignored) thresholds change nothing.
+    def same(a, b):
+        return [(e["label"], e["score"], np.asarray(e["mask"]).tobytes()) for e in a] == \
+               [(e["label"], e["score"], np.asarray(e["mask"]).tobytes()) for e in b]
+    assert same(seg(files[0]), got[0])
+    assert same(seg(Image.open(files[1])), got[1])
+    batched = vtx.pipeline("image-segmentation", model=model, batch_size=3, subtask="semantic")(files)
+    assert all(same(a, b) for a, b in zip(batched, got))
+    assert same(seg(files[0], subtask="semantic", threshold=0.99, mask_threshold=0.01,
+                    overlap_mask_area_threshold=0.7), got[0])
+
+
+def test_post_process_semantic_segmentation(cli, tmp_path):
+    spec, tensors, model, image = seg_case()
+    m = vtx.AutoModelForSemanticSegmentation.from_pretrained(model)
+    assert m.info.task == "segmentation"
+    proc = vtx.AutoImageProcessor.from_pretrained(model)
+    out = m(**proc(image))
+    assert isinstance(out, vtx.SemanticSegmenterOutput)
+    assert np.abs(out.logits - tensors["logits"]).max() <= spec["tolerance"]["logits"]["atol"]
+    h, w = vtx.load_image(image).shape[:2]
+    maps = proc.post_process_semantic_segmentation(out, target_sizes=[(h, w)])
+    run_cli(cli, "segment", model, image, "--out", str(tmp_path))
+    ref = np.load(tmp_path / (os.path.splitext(os.path.basename(image))[0] + ".npy"))
+    assert len(maps) == 1 and maps[0].dtype == np.int64 and np.array_equal(maps[0], ref)
+    # target_sizes=None: the argmax at the logits' size (numpy's argmax, also first maximum wins)
+    two = np.concatenate([out.logits, out.logits[:, ::-1]])
+    plain = proc.post_process_semantic_segmentation({"logits": two})
+    assert [p.shape for p in plain] == [two.shape[2:]] * 2
+    assert all(np.array_equal(p, two[i].argmax(axis=0)) for i, p in enumerate(plain))
+    with pytest.raises(vtx.InputError, match="2 target sizes for a batch of 1"):
+        proc.post_process_semantic_segmentation(out, target_sizes=[(h, w), (h, w)])
+    with pytest.raises(vtx.InputError, match="target_sizes"):
+        proc.post_process_semantic_segmentation(out, target_sizes=[(0, w)])
+    with pytest.raises(vtx.InputError, match="logits"):
+        proc.post_process_semantic_segmentation({"logits": out.logits[0]})
+
+
+def test_segmentation_errors():
+    _, _, model, image = seg_case()
+    with pytest.raises(vtx.InputError, match="not a semantic segmentation"):
+        vtx.AutoModelForSemanticSegmentation.from_pretrained(os.path.join(golden_dir(), "models", "vit-cls"))
+    with pytest.raises(vtx.InputError, match="not a semantic segmentation"):
+        vtx.pipeline("image-segmentation", model=os.path.join(golden_dir(), "models", "vit-cls"))
+    for sub in ("panoptic", "instance"):
+        with pytest.raises(vtx.InputError, match=f"subtask '{sub}' is not supported"):
+            vtx.pipeline("image-segmentation", model=model, subtask=sub)
+    seg = vtx.pipeline("image-segmentation", model=model)
+    with pytest.raises(vtx.InputError, match="subtask 'panoptic' is not supported"):
+        seg(image, subtask="panoptic")
+    with pytest.raises(vtx.InputError, match="top_k"):
+        seg(image, top_k=3)
+    with pytest.raises(vtx.InputError, match="top_k"):
+        vtx.pipeline("image-segmentation", model=model, top_k=3)

@@ -10,6 +10,9 @@ vtx C++ engine, with the transformers calls and numpy arrays instead of torch te
     classify = vtx.pipeline("image-classification", model="path/to/vit")
     classify("cat.jpg", top_k=3)   # [{"label": ..., "score": ...}, ...]
 
+    segment = vtx.pipeline("image-segmentation", model="path/to/dpt-large-ade")
+    segment("room.jpg")            # [{"score": None, "label": ..., "mask": PIL.Image "L"}, ...]
+
 Errors are vtx.Error: vtx.FileError (an OSError) for missing or corrupt files, vtx.InputError (a ValueError)
 for bad arguments. Scale-out on a Dask cluster: vtx.dask.embed_images.
 """
@@ -17,20 +20,22 @@ from ._errors import Error, FileError, InputError  # noqa: F401  (first: the ext
 from . import _vtx
 from ._vtx import ModelInfo, load_image, num_threads, set_num_threads  # noqa: F401
 from .modeling import (  # noqa: F401
-    AutoModel, AutoModelForDepthEstimation, AutoModelForImageClassification, BackboneOutput,
-    BaseModelOutputWithPooling, DeiTForImageClassificationWithTeacherOutput, DepthEstimatorOutput,
+    AutoModel, AutoModelForDepthEstimation, AutoModelForImageClassification, AutoModelForSemanticSegmentation,
+    BackboneOutput, BaseModelOutputWithPooling, DeiTForImageClassificationWithTeacherOutput, DepthEstimatorOutput,
     ImageClassifierOutput, MaskedImageModelingOutput, ModelOutput, PreTrainedModel, SemanticSegmenterOutput)
 from .pipelines import (  # noqa: F401
-    DepthEstimationPipeline, ImageClassificationPipeline, ImageFeatureExtractionPipeline, Pipeline, pipeline)
+    DepthEstimationPipeline, ImageClassificationPipeline, ImageFeatureExtractionPipeline, ImageSegmentationPipeline,
+    Pipeline, pipeline)
 from .processing import AutoImageProcessor, BatchFeature, ImageProcessor  # noqa: F401
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Error", "FileError", "InputError", "AutoModel", "AutoModelForImageClassification", "AutoModelForDepthEstimation",
-    "PreTrainedModel", "ModelOutput", "BaseModelOutputWithPooling", "ImageClassifierOutput",
+    "AutoModelForSemanticSegmentation", "PreTrainedModel", "ModelOutput", "BaseModelOutputWithPooling", "ImageClassifierOutput",
     "DeiTForImageClassificationWithTeacherOutput", "BackboneOutput", "MaskedImageModelingOutput",
     "DepthEstimatorOutput", "SemanticSegmenterOutput", "AutoImageProcessor", "ImageProcessor", "BatchFeature", "pipeline", "Pipeline",
-    "ImageClassificationPipeline", "ImageFeatureExtractionPipeline", "DepthEstimationPipeline", "ModelInfo",
+    "ImageClassificationPipeline", "ImageFeatureExtractionPipeline", "DepthEstimationPipeline",
+    "ImageSegmentationPipeline", "ModelInfo",
     "load_image", "set_num_threads", "num_threads",
 ]

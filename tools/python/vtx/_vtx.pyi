@@ -87,6 +87,9 @@ class ImageProcessor:
     def config(self) -> Dict[str, Any]: ...
 
 def resize_predicted_depth(predicted_depth: npt.ArrayLike, index: int, height: int, width: int) -> npt.NDArray[np.float32]: ...
+def post_process_semantic_segmentation(logits: npt.ArrayLike, index: int, height: int = 0,
+                                       width: int = 0) -> npt.NDArray[np.int64]:
+    """Label map of image `index` of logits [B, C, h, w]: bilinear resize to (height, width) (0, 0: none), argmax."""
 def load_image(path: _Path, exif_transpose: bool = True) -> npt.NDArray[np.uint8]:
     """Decodes an image file as transformers.image_utils.load_image does: HWC uint8 RGB."""
 def set_num_threads(n: int) -> None:

@@ -216,3 +216,9 @@ class AutoModelForDepthEstimation(PreTrainedModel):
     """``DPTForDepthEstimation`` / ``DepthAnythingForDepthEstimation`` checkpoints; others are refused."""
     _task = "depth"
     _task_name = "a depth-estimation"
+
+
+class AutoModelForSemanticSegmentation(PreTrainedModel):
+    """``DPTForSemanticSegmentation`` checkpoints (logits [B, num_labels, H, W]); others are refused."""
+    _task = "segmentation"
+    _task_name = "a semantic segmentation"

@@ -1,15 +1,16 @@
-"""``vtx.pipeline(task, model=...)``: image-classification, image-feature-extraction and depth-estimation, as the
-transformers pipelines of the same names (load_image -> the folder's image processor -> model -> post-processing),
+"""``vtx.pipeline(task, model=...)``: image-classification, image-feature-extraction, depth-estimation and
+image-segmentation (semantic), as the transformers pipelines of the same names (load_image -> the folder's image processor -> model -> post-processing),
 with numpy arrays instead of torch tensors."""
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
 from ._errors import InputError
-from .modeling import AutoModel, AutoModelForDepthEstimation, AutoModelForImageClassification, PreTrainedModel
+from .modeling import (AutoModel, AutoModelForDepthEstimation, AutoModelForImageClassification,
+                       AutoModelForSemanticSegmentation, PreTrainedModel)
 from .processing import ImageProcessor, to_rgb_array
 
-TASKS = ("image-classification", "image-feature-extraction", "depth-estimation")
+TASKS = ("image-classification", "image-feature-extraction", "depth-estimation", "image-segmentation")
 
 
 def _batches(items: list, batch_size: int):
@@ -125,21 +126,69 @@ class DepthEstimationPipeline(Pipeline):
         return out
 
 
+class ImageSegmentationPipeline(Pipeline):
+    """Semantic segmentation, as transformers' ImageSegmentationPipeline with ``subtask="semantic"`` (the only
+    subtask of a semantic model, and what ``subtask=None`` resolves to): per image a list of
+    ``{"score": None, "label": id2label[c], "mask": PIL.Image "L"}``, one per class ``c`` present in the label map
+    (post_process_semantic_segmentation at the image's size), in ascending class id (np.unique); the mask is 255
+    where the label map is ``c``, else 0. ``threshold``, ``mask_threshold`` and ``overlap_mask_area_threshold``
+    are accepted and, as in transformers, unused for a semantic model."""
+    task = "image-segmentation"
+    _IGNORED = ("threshold", "mask_threshold", "overlap_mask_area_threshold")
+
+    def __init__(self, model, image_processor, batch_size: int = 1, subtask: Optional[str] = None, **ignored):
+        super().__init__(model, image_processor, batch_size)
+        self._check_subtask(subtask)
+        self._check_ignored(ignored)
+        self.subtask = subtask
+
+    def _check_subtask(self, subtask) -> None:
+        if subtask not in (None, "semantic"):
+            raise InputError(f"subtask {subtask!r} is not supported for model {self.model.info.architecture} "
+                             f"(a semantic segmentation model: subtask 'semantic' or None)")
+
+    def _check_ignored(self, kwargs) -> None:
+        bad = set(kwargs) - set(self._IGNORED)
+        if bad:
+            raise InputError(f"image-segmentation: unsupported argument(s) {', '.join(sorted(bad))}")
+
+    def _label(self, c: int) -> str:
+        names = self.model.info.id2label
+        return names[c] if 0 <= c < len(names) and names[c] else f"LABEL_{c}"
+
+    def _run(self, items, batch_size, subtask: Optional[str] = None, **ignored) -> List[List[Dict[str, Any]]]:
+        from PIL import Image
+
+        self._check_subtask(subtask)
+        self._check_ignored(ignored)
+        out = []
+        for arrays, pv in self._pixel_batches(items, batch_size):
+            res = self.model(pv)
+            sizes = [a.shape[:2] for a in arrays]
+            for seg in self.image_processor.post_process_semantic_segmentation(res, target_sizes=sizes):
+                out.append([{"score": None, "label": self._label(int(c)),
+                             "mask": Image.fromarray(((seg == c) * 255).astype(np.uint8))}
+                            for c in np.unique(seg)])
+        return out
+
+
 _CLASSES = {
     "image-classification": (ImageClassificationPipeline, AutoModelForImageClassification),
     "image-feature-extraction": (ImageFeatureExtractionPipeline, AutoModel),
     "depth-estimation": (DepthEstimationPipeline, AutoModelForDepthEstimation),
+    "image-segmentation": (ImageSegmentationPipeline, AutoModelForSemanticSegmentation),
 }
 
 
 def pipeline(task: str, model=None, image_processor=None, *, dtype=None, quantize=None, batch_size: int = 1,
              revision: Optional[str] = None, cache_dir: Optional[str] = None, local_files_only: bool = False,
              device=None, torch_dtype=None, **kwargs) -> Pipeline:
-    """``vtx.pipeline("image-classification" | "image-feature-extraction" | "depth-estimation", model=FOLDER)``.
+    """``vtx.pipeline("image-classification" | "image-feature-extraction" | "depth-estimation" |
+    "image-segmentation", model=FOLDER)``.
 
     ``model`` is a folder / cached hub id or a model from ``from_pretrained``; ``image_processor`` defaults to the
     model folder's. Extra keyword arguments are the task's options (``top_k`` for classification, ``pool`` for
-    feature extraction). The returned pipeline takes one image or a list (paths, PIL images, HWC uint8 arrays)
+    feature extraction, ``subtask`` and the ignored thresholds for segmentation). The returned pipeline takes one image or a list (paths, PIL images, HWC uint8 arrays)
     and ``batch_size``.
     """
     if task not in _CLASSES:
@@ -163,7 +212,8 @@ def pipeline(task: str, model=None, image_processor=None, *, dtype=None, quantiz
                                                          local_files_only=local_files_only)
     elif not isinstance(image_processor, ImageProcessor):
         image_processor = ImageProcessor.from_pretrained(image_processor)
-    allowed = {"image-classification": {"top_k"}, "image-feature-extraction": {"pool"}, "depth-estimation": set()}[task]
+    allowed = {"image-classification": {"top_k"}, "image-feature-extraction": {"pool"}, "depth-estimation": set(),
+               "image-segmentation": {"subtask", *ImageSegmentationPipeline._IGNORED}}[task]
     bad = set(kwargs) - allowed
     if bad:
         raise InputError(f"pipeline: unsupported argument(s) for {task}: {', '.join(sorted(bad))}")

@@ -124,6 +124,36 @@ class ImageProcessor:
             out.append({"predicted_depth": _vtx.resize_predicted_depth(depth, i, h, w)})
         return out
 
+    def post_process_semantic_segmentation(self, outputs, target_sizes: Optional[Sequence] = None) -> List[np.ndarray]:
+        """``DPTImageProcessor.post_process_semantic_segmentation``: one int64 ``[h, w]`` label map per image, the
+        argmax over the classes of ``outputs.logits`` [B, C, H, W] (the first maximum wins, as torch.argmax) after
+        a bilinear resize (torch, align_corners=False) to ``target_sizes[i] = (h, w)``; at the logits' size when
+        ``target_sizes`` is None."""
+        logits = outputs["logits"] if isinstance(outputs, dict) else getattr(outputs, "logits", outputs)
+        if logits is None:
+            raise InputError("post_process_semantic_segmentation: outputs have no logits")
+        logits = np.asarray(logits)
+        if logits.ndim != 4:
+            raise InputError(f"post_process_semantic_segmentation: logits must be [batch, classes, height, width], "
+                             f"got shape {logits.shape}")
+        if target_sizes is not None and len(target_sizes) != logits.shape[0]:
+            raise InputError(f"post_process_semantic_segmentation: {len(target_sizes)} target sizes for a batch of "
+                             f"{logits.shape[0]}")
+        out = []
+        for i in range(logits.shape[0]):
+            if target_sizes is None:
+                out.append(_vtx.post_process_semantic_segmentation(logits, i))
+                continue
+            size = target_sizes[i]
+            if size is None or len(size) != 2:
+                raise InputError(f"post_process_semantic_segmentation: target_sizes[{i}] must be (height, width), "
+                                 f"got {size!r}")
+            h, w = (int(v) for v in size)
+            if h < 1 or w < 1:
+                raise InputError(f"post_process_semantic_segmentation: target_sizes[{i}] = {(h, w)} is not a size")
+            out.append(_vtx.post_process_semantic_segmentation(logits, i, h, w))
+        return out
+
     def __repr__(self) -> str:
         return f"{self.config.get('image_processor_type', 'ImageProcessor')}({self.name_or_path!r})"
 
