@@ -55,6 +55,20 @@ def to_rgb_array(image, what: str = "image") -> np.ndarray:
     return a
 
 
+def _batch_output(outputs, field: str, dims: str, fn: str, target_sizes) -> np.ndarray:
+    """``outputs.<field>`` (a ModelOutput, a dict or the array itself) as an array shaped ``[dims]``, with as many
+    ``target_sizes`` (when given) as its batch."""
+    x = outputs[field] if isinstance(outputs, dict) else getattr(outputs, field, outputs)
+    if x is None:
+        raise InputError(f"{fn}: outputs have no {field}")
+    x = np.asarray(x)
+    if x.ndim != len(dims.split(",")):
+        raise InputError(f"{fn}: {field} must be [{dims}], got shape {x.shape}")
+    if target_sizes is not None and len(target_sizes) != x.shape[0]:
+        raise InputError(f"{fn}: {len(target_sizes)} target sizes for a batch of {x.shape[0]}")
+    return x
+
+
 class ImageProcessor:
     """The model folder's image processor (ViT, DeiT, Bit, DPT), bit-exact with transformers' slow PIL processors
     and with the vtx C++ processor. Thread-safe; the GIL is released while images are decoded and processed."""
@@ -105,16 +119,8 @@ class ImageProcessor:
     def post_process_depth_estimation(self, outputs, target_sizes: Optional[Sequence] = None) -> List[Dict[str, np.ndarray]]:
         """``DPTImageProcessor.post_process_depth_estimation``: per image ``{"predicted_depth": [h, w]}``, resized
         (torch bicubic, align_corners=False) to ``target_sizes[i] = (h, w)``, or as predicted when None."""
-        depth = outputs["predicted_depth"] if isinstance(outputs, dict) else getattr(outputs, "predicted_depth", outputs)
-        if depth is None:
-            raise InputError("post_process_depth_estimation: outputs have no predicted_depth")
-        depth = np.asarray(depth)
-        if depth.ndim != 3:
-            raise InputError(f"post_process_depth_estimation: predicted_depth must be [batch, height, width], "
-                             f"got shape {depth.shape}")
-        if target_sizes is not None and len(target_sizes) != depth.shape[0]:
-            raise InputError(f"post_process_depth_estimation: {len(target_sizes)} target sizes for a batch of "
-                             f"{depth.shape[0]}")
+        depth = _batch_output(outputs, "predicted_depth", "batch, height, width", "post_process_depth_estimation",
+                              target_sizes)
         out = []
         for i in range(depth.shape[0]):
             if target_sizes is None or target_sizes[i] is None:
@@ -129,16 +135,8 @@ class ImageProcessor:
         argmax over the classes of ``outputs.logits`` [B, C, H, W] (the first maximum wins, as torch.argmax) after
         a bilinear resize (torch, align_corners=False) to ``target_sizes[i] = (h, w)``; at the logits' size when
         ``target_sizes`` is None."""
-        logits = outputs["logits"] if isinstance(outputs, dict) else getattr(outputs, "logits", outputs)
-        if logits is None:
-            raise InputError("post_process_semantic_segmentation: outputs have no logits")
-        logits = np.asarray(logits)
-        if logits.ndim != 4:
-            raise InputError(f"post_process_semantic_segmentation: logits must be [batch, classes, height, width], "
-                             f"got shape {logits.shape}")
-        if target_sizes is not None and len(target_sizes) != logits.shape[0]:
-            raise InputError(f"post_process_semantic_segmentation: {len(target_sizes)} target sizes for a batch of "
-                             f"{logits.shape[0]}")
+        logits = _batch_output(outputs, "logits", "batch, classes, height, width", "post_process_semantic_segmentation",
+                               target_sizes)
         out = []
         for i in range(logits.shape[0]):
             if target_sizes is None:
