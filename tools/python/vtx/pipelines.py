@@ -152,8 +152,8 @@ class ImageSegmentationPipeline(Pipeline):
         if bad:
             raise InputError(f"image-segmentation: unsupported argument(s) {', '.join(sorted(bad))}")
 
-    def _label(self, c: int) -> str:
-        names = self.model.info.id2label
+    @staticmethod
+    def _label(names: List[str], c: int) -> str:
         return names[c] if 0 <= c < len(names) and names[c] else f"LABEL_{c}"
 
     def _run(self, items, batch_size, subtask: Optional[str] = None, **ignored) -> List[List[Dict[str, Any]]]:
@@ -161,12 +161,13 @@ class ImageSegmentationPipeline(Pipeline):
 
         self._check_subtask(subtask)
         self._check_ignored(ignored)
+        names = self.model.info.id2label  # a copy of the list: read once
         out = []
         for arrays, pv in self._pixel_batches(items, batch_size):
             res = self.model(pv)
             sizes = [a.shape[:2] for a in arrays]
             for seg in self.image_processor.post_process_semantic_segmentation(res, target_sizes=sizes):
-                out.append([{"score": None, "label": self._label(int(c)),
+                out.append([{"score": None, "label": self._label(names, int(c)),
                              "mask": Image.fromarray(((seg == c) * 255).astype(np.uint8))}
                             for c in np.unique(seg)])
         return out
