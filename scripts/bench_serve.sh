@@ -66,7 +66,7 @@ for m in $MODELS; do
     bs_s=$(awk -v a="$(metric "$after" vtx_batch_size_sum)" -v b="$(metric "$before" vtx_batch_size_sum)" 'BEGIN{print a-b}')
     bs_n=$(awk -v a="$(metric "$after" vtx_batch_size_count)" -v b="$(metric "$before" vtx_batch_size_count)" 'BEGIN{print a-b}')
     load="$(cut -d' ' -f1 /proc/loadavg)"
-    echo "${res%\}},\"kind\":\"serve\",\"model\":\"$m\",\"concurrency\":$c,\"preprocess_ms\":$(awk -v s="$pre_s" -v n="$pre_n" 'BEGIN{printf "%.3f", n>0?1000*s/n:0}'),\"inference_ms_per_batch\":$(awk -v s="$inf_s" -v n="$bs_n" 'BEGIN{printf "%.3f", n>0?1000*s/n:0}'),\"mean_batch\":$(awk -v s="$bs_s" -v n="$bs_n" 'BEGIN{printf "%.2f", n>0?s/n:0}'),\"load1\":$load}" >> "$OUT"
+    echo "${res%\}},\"kind\":\"serve\",\"model\":\"$m\",\"concurrency\":$c,\"preprocess_ms\":$(awk -v s="$pre_s" -v n="$pre_n" 'BEGIN{printf "%.3f", (n>0 ? 1000*s/n : 0)}'),\"inference_ms_per_batch\":$(awk -v s="$inf_s" -v n="$bs_n" 'BEGIN{printf "%.3f", (n>0 ? 1000*s/n : 0)}'),\"mean_batch\":$(awk -v s="$bs_s" -v n="$bs_n" 'BEGIN{printf "%.2f", (n>0 ? s/n : 0)}'),\"load1\":$load}" >> "$OUT"
     tail -1 "$OUT"
   done
   kill -TERM $pid

@@ -2,6 +2,9 @@
 // properties that do not need golden data.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "support.hpp"
 #include "vtx/processor.hpp"
 
@@ -172,4 +175,47 @@ TEST(Resize, NearestAndBoxExactValues) {
         auto hz = [&](int yy) { return (g2.pixel(2 * x, yy)[c] + g2.pixel(2 * x + 1, yy)[c] + 1) / 2; };
         EXPECT_EQ(half.pixel(x, y)[c], (hz(2 * y) + hz(2 * y + 1) + 1) / 2) << x << "," << y << "," << c;
       }
+}
+
+// A preprocessor_config.json that names no class, as google/vit-base-patch16-224 publishes it: the class comes from
+// config.json's model_type, as transformers' AutoImageProcessor takes it (vit -> ViTImageProcessor, dinov2 ->
+// BitImageProcessor, ...). Without a usable model_type the error says what is missing.
+TEST(ProcessorConfig, ClassFromTheModelTypeWhenNoneIsNamed) {
+  namespace fs = std::filesystem;
+  const std::string untyped = R"({"do_normalize": true, "do_resize": true, "image_mean": [0.5, 0.5, 0.5],
+                                  "image_std": [0.5, 0.5, 0.5], "size": 224})";
+  auto folder = [&](const std::string& name, const std::string& config) {
+    const fs::path d = fs::path(vtx::test::temp_dir()) / name;
+    fs::create_directories(d);
+    std::ofstream(d / "preprocessor_config.json") << untyped;
+    if (!config.empty()) std::ofstream(d / "config.json") << config;
+    return d.string();
+  };
+  const auto vit = vtx::ImageProcessor::from_pretrained(folder("vit", R"({"model_type": "vit"})")).config();
+  EXPECT_EQ(vit.type, "ViTImageProcessor");
+  EXPECT_EQ(vit.size_height, 224);
+  EXPECT_EQ(vit.size_width, 224);
+  EXPECT_EQ(vit.resample, vtx::Resample::Bilinear);
+  const auto explicit_vit = parse(R"({"image_processor_type": "ViTImageProcessor", "size": 224})").config();
+  EXPECT_EQ(vit.image_mean, explicit_vit.image_mean);
+  EXPECT_EQ(vit.do_center_crop, explicit_vit.do_center_crop);
+  for (const auto& [mt, cls] : std::vector<std::pair<std::string, std::string>>{{"dinov2", "BitImageProcessor"},
+                                                                              {"deit", "DeiTImageProcessor"},
+                                                                              {"beit", "BeitImageProcessor"},
+                                                                              {"depth_anything", "DPTImageProcessor"}}) {
+    const auto c = vtx::ImageProcessor::from_pretrained(folder("mt-" + mt, R"({"model_type": ")" + mt + R"("})")).config();
+    EXPECT_EQ(c.type, cls) << mt;
+  }
+  for (const auto& [name, config, fragment] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"no-config", "", "no config.json model_type"},
+           {"clip", R"({"model_type": "clip"})", "model_type 'clip'"},
+           {"bad-json", "{", "no config.json model_type"}}) {
+    try {
+      vtx::ImageProcessor::from_pretrained(folder(name, config));
+      ADD_FAILURE() << name << ": expected an error";
+    } catch (const vtx::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << name << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("preprocessor_config.json"), std::string::npos) << e.what();
+    }
+  }
 }

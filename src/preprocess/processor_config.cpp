@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -125,7 +126,21 @@ ProcessorConfig ProcessorConfig::defaults_for(const std::string& type) {
   return c;
 }
 
-ImageProcessor ImageProcessor::from_json_string(const std::string& text, const std::string& name) {
+namespace {
+
+// The processor class transformers' AutoImageProcessor picks from the model's config.json model_type when
+// preprocessor_config.json names none (IMAGE_PROCESSOR_MAPPING, slow classes): google/vit-base-patch16-224's
+// published preprocessor_config.json, for one, has neither image_processor_type nor feature_extractor_type.
+std::string processor_for_model_type(const std::string& model_type) {
+  static const std::map<std::string, std::string> kByModelType = {
+      {"vit", "ViTImageProcessor"},        {"deit", "DeiTImageProcessor"},  {"dinov2", "BitImageProcessor"},
+      {"bit", "BitImageProcessor"},        {"beit", "BeitImageProcessor"},  {"data2vec-vision", "BeitImageProcessor"},
+      {"dpt", "DPTImageProcessor"},        {"depth_anything", "DPTImageProcessor"}};
+  auto it = kByModelType.find(model_type);
+  return it == kByModelType.end() ? "" : it->second;
+}
+
+ImageProcessor parse_processor(const std::string& text, const std::string& name, const std::string& model_type) {
   json j;
   try {
     j = json::parse(text);
@@ -138,7 +153,11 @@ ImageProcessor ImageProcessor::from_json_string(const std::string& text, const s
   std::string type;
   if (p.has("image_processor_type") && j["image_processor_type"].is_string()) type = j["image_processor_type"];
   else if (p.has("feature_extractor_type") && j["feature_extractor_type"].is_string()) type = j["feature_extractor_type"];
-  else throw Error(name + ": no image_processor_type");
+  else if (!(type = processor_for_model_type(model_type)).empty()) {
+  } else
+    throw Error(name + ": no image_processor_type" +
+                (model_type.empty() ? std::string(" (and no config.json model_type to infer it from)")
+                                    : ", and model_type '" + model_type + "' has no default image processor"));
   const std::string fe = "FeatureExtractor";  // legacy names: ViTFeatureExtractor -> ViTImageProcessor
   if (type.size() > fe.size() && type.compare(type.size() - fe.size(), fe.size(), fe) == 0)
     type = type.substr(0, type.size() - fe.size()) + "ImageProcessor";
@@ -194,6 +213,8 @@ ImageProcessor ImageProcessor::from_json_string(const std::string& text, const s
   return ImageProcessor(c);
 }
 
+}  // namespace
+
 void validate_processor_config(const ProcessorConfig& c, const std::string& name) {
   auto fail = [&](const std::string& key, const std::string& what) { throw Error(name + ": " + key + ": " + what); };
   auto f32_finite = [](double v) { return std::isfinite(v) && std::isfinite(static_cast<float>(v)); };
@@ -226,13 +247,27 @@ void validate_processor_config(const ProcessorConfig& c, const std::string& name
   }
 }
 
+ImageProcessor ImageProcessor::from_json_string(const std::string& text, const std::string& name) {
+  return parse_processor(text, name, "");
+}
+
 ImageProcessor ImageProcessor::from_pretrained(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  std::string path = fs::is_directory(dir, ec) ? (fs::path(dir) / "preprocessor_config.json").string() : dir;
+  const bool is_dir = fs::is_directory(dir, ec);
+  std::string path = is_dir ? (fs::path(dir) / "preprocessor_config.json").string() : dir;
   if (!fs::exists(fs::symlink_status(path, ec)))
     throw Error(path + ": cannot open (a model folder needs preprocessor_config.json)");
-  return from_json_string(io::read_file(path, "preprocessor config", uint64_t{16} << 20), path);
+  const std::string text = io::read_file(path, "preprocessor config", uint64_t{16} << 20);
+  // The model's config.json, only read when the processor config names no class (as AutoImageProcessor does).
+  std::string model_type;
+  const fs::path config = fs::path(path).parent_path() / "config.json";
+  if (text.find("image_processor_type") == std::string::npos && text.find("feature_extractor_type") == std::string::npos &&
+      fs::is_regular_file(config, ec)) {
+    const json c = json::parse(io::read_file(config.string(), "model config", uint64_t{16} << 20), nullptr, false);
+    if (c.is_object() && c.contains("model_type") && c["model_type"].is_string()) model_type = c["model_type"];
+  }
+  return parse_processor(text, path, model_type);
 }
 
 }  // namespace vtx
