@@ -5,7 +5,8 @@
 # make_checkpoint.py): starts `vtx serve MODEL --threads 2`, drives POST /predict with 640x480 JPEGs through wrk
 # at concurrency 1, 8 and 32 (DUR seconds each, after a warm-up), reads the server's /metrics around each run
 # (mean decode+preprocess time, mean batch size), then runs `vtx bench` on the same model at batch 1 and 8.
-# Env: MODELS, CONC ("1 8 32"), DUR (20), VTX_BENCH_CKPT (/tmp/vtx-bench-ckpt), WORK (/tmp/vtx-serve-bench).
+# Env: MODELS, CONC ("1 8 32"), DUR (20), VTX_BENCH_CKPT (/tmp/vtx-bench-ckpt), WORK (/tmp/vtx-serve-bench),
+#   RENDER_ONLY=1 (no measurement: rewrite the BENCHMARK.md section from an existing OUT).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SHARED="${VTX_SHARED_DIR:-$ROOT/../shared}"
@@ -44,6 +45,7 @@ metric() {  # metrics-text name -> value
   awk -v n="$2" '$1 == n { print $2; exit }' <<< "$1"
 }
 
+if [ -z "${RENDER_ONLY:-}" ]; then  # RENDER_ONLY=1: only (re)write the table from an existing OUT
 : > "$OUT"
 for m in $MODELS; do
   dir="$(model_dir "$m")"
@@ -74,16 +76,18 @@ for m in $MODELS; do
   for b in 1 8; do
     if [ "$b" = 1 ]; then it="--warmup 3 --iters 20"; else it="--warmup 1 --iters 6"; fi
     "$VTX" bench "$dir" --batch $b --threads 2 $it --json 2>/dev/null \
-      | sed 's/^{/{"kind":"engine","model":"'"${m//\//\\/}"'","load1":'"$(cut -d' ' -f1 /proc/loadavg)"',/' >> "$OUT"
+      | sed 's/^{/{"kind":"engine","name":"'"${m//\//\\/}"'","load1":'"$(cut -d' ' -f1 /proc/loadavg)"',/' >> "$OUT"
     tail -1 "$OUT"
   done
 done
+
+fi
 
 # The BENCHMARK.md section (between the serve:begin / serve:end markers).
 $PY - "$OUT" "$ROOT/BENCHMARK.md" <<'PYEOF'
 import json, re, subprocess, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-eng = {(r["model"], r["batch"]): r for r in rows if r["kind"] == "engine"}
+eng = {(r["name"], r["batch"]): r for r in rows if r["kind"] == "engine"}  # ("model" is vtx bench's path)
 cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True).stdout.strip()
 flags = open("/proc/cpuinfo").read()
 isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else "portable"
