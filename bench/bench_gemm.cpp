@@ -1,4 +1,4 @@
-// GEMM benchmarks on the linear-layer shapes of ViT-B/16 and DINOv2-S/B (batch 1 and 8), fp32.
+// GEMM benchmarks on the linear-layer shapes of ViT-B/16 and DINOv2-S/B (batch 1 and 8), fp32 and bf16 compute.
 // Counters: GFLOPS (2*M*N*K per call) and pct_peak (vs the FMA peak measured at startup for the same
 // number of threads). Compared against oneDNN dnnl_sgemm and OpenBLAS cblas_sgemm when available
 // (bench-only link, see bench/CMakeLists.txt). Thread counts: the `threads` argument (vtx pool;
@@ -48,7 +48,23 @@ void ensure_threads(int t) {
   if (vtx::num_threads() != t) vtx::set_num_threads(t);
 }
 
-// args: M, N, K, threads, epilogue (0 none, 1 bias+GELU, 2 bias+layerscale+residual in place)
+// epilogue 0: none, 1: bias+GELU, 2: bias+layerscale+residual in place
+Epilogue bench_ep(int64_t which, const std::vector<float>& b, const std::vector<float>& s, std::vector<float>& C,
+                  int64_t N) {
+  Epilogue ep;
+  if (which == 1) {
+    ep.bias = b.data();
+    ep.act = Act::Gelu;
+  } else if (which == 2) {
+    ep.bias = b.data();
+    ep.scale = s.data();
+    ep.residual = C.data();
+    ep.ldr = N;
+  }
+  return ep;
+}
+
+// args: M, N, K, threads, epilogue (bench_ep)
 void BM_vtx(benchmark::State& st) {
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
   const int threads = static_cast<int>(st.range(3));
@@ -56,22 +72,35 @@ void BM_vtx(benchmark::State& st) {
   auto A = rnd(M * K, 1), W = rnd(N * K, 2), b = rnd(N, 3), s = rnd(N, 4);
   std::vector<float> C(M * N, 0.f);
   PackedWeight pw = PackedWeight::pack(W.data(), N, K);
-  Epilogue ep;
-  if (st.range(4) == 1) {
-    ep.bias = b.data();
-    ep.act = Act::Gelu;
-  } else if (st.range(4) == 2) {
-    ep.bias = b.data();
-    ep.scale = s.data();
-    ep.residual = C.data();
-    ep.ldr = N;
-  }
+  const Epilogue ep = bench_ep(st.range(4), b, s, C, N);
   const double c0 = vtx::bench::thread_cpu_seconds();
   for (auto _ : st) {
     linear(A.data(), M, K, pw, C.data(), N, ep);
     benchmark::ClobberMemory();
   }
   set_counters(st, 2.0 * M * N * K, threads, vtx::bench::thread_cpu_seconds() - c0);
+}
+
+// bf16 compute (kernels/bf16gemm.hpp, vdpbf16ps): args as BM_vtx. pct_bf16_peak: % of the bf16 peak, taken as
+// 2x the fp32 FMA peak (one vdpbf16ps does 32 multiply-adds where one zmm FMA does 16, at the same rate).
+void BM_bf16(benchmark::State& st) {
+  if (!kernel_table().gemm_bf16) return st.SkipWithError("no AVX512-BF16");
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const int threads = static_cast<int>(st.range(3));
+  ensure_threads(threads);
+  auto A = rnd(M * K, 1), W = rnd(N * K, 2), b = rnd(N, 3), s = rnd(N, 4);
+  std::vector<float> C(M * N, 0.f);
+  const Bf16Weight bw = Bf16Weight::pack(W.data(), N, K);
+  const Epilogue ep = bench_ep(st.range(4), b, s, C, N);
+  const double c0 = vtx::bench::thread_cpu_seconds();
+  for (auto _ : st) {
+    linear_bf16(A.data(), M, K, bw, C.data(), N, ep);
+    benchmark::ClobberMemory();
+  }
+  set_counters(st, 2.0 * M * N * K, threads, vtx::bench::thread_cpu_seconds() - c0);
+  const double gf = 2.0 * M * N * K * static_cast<double>(st.iterations()) / 1e9;
+  st.counters["pct_bf16_peak"] =
+      benchmark::Counter(gf * 100.0 / (2.0 * vtx::bench::peak_for(threads)), benchmark::Counter::kIsRate);
 }
 
 // The AVX2 kernel (layout 1) with explicit blocking: args M, N, K, threads, kc (0: the default), prefetch of the
@@ -181,6 +210,7 @@ void shapes(benchmark::internal::Benchmark* b, bool with_ep) {
 }
 
 BENCHMARK(BM_vtx)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, true); });
+BENCHMARK(BM_bf16)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, true); });
 BENCHMARK(BM_avx2_kc)->Apply([](benchmark::internal::Benchmark* b) {
   for (int t : {1, 2})
     for (auto& s : kShapes)

@@ -81,7 +81,8 @@ static int cmd_bench(const Args& args) {
   const double peak = p.has("--no-peak") ? 0 : fma_peak_gflops(true);  // widest FMA the GEMM uses
   nlohmann::json j = {{"tool", "vtx bench"}, {"model", dir}, {"architecture", info.architecture}, {"batch", batch},
                       {"height", H}, {"width", W}, {"threads", num_threads()}, {"warmup", warmup}, {"iters", iters},
-                      {"load_ms", load_ms}, {"quantization", quantization_label(info)}, {"median_ms", median}, {"min_ms", sorted.front()}, {"p90_ms", p90},
+                      {"load_ms", load_ms}, {"quantization", quantization_label(info)},
+                      {"compute", compute_type_name(info.compute)}, {"median_ms", median}, {"min_ms", sorted.front()}, {"p90_ms", p90},
                       {"images_per_s_at_median", batch / (median / 1e3)}, {"gflop_per_batch", gflop},
                       {"gflops_at_median", gflops}, {"fma_peak_gflops", peak},
                       {"pct_peak", peak > 0 ? 100.0 * gflops / peak : 0.0}, {"peak_rss_mb", peak_rss_mb()},
@@ -92,7 +93,7 @@ static int cmd_bench(const Args& args) {
   } else {
     std::printf("%s  batch %d  %lldx%lld  %d threads\n", info.architecture.c_str(), batch, static_cast<long long>(H),
                 static_cast<long long>(W), num_threads());
-    std::printf("weights   %s\n", weights_label(info).c_str());
+    std::printf("weights   %s   (compute %s)\n", weights_label(info).c_str(), compute_type_name(info.compute));
     std::printf("kernels  ");
     for (const KernelPath& k : kernel_dispatch_table()) std::printf(" %s=%s", k.family.c_str(), k.path.c_str());
     std::printf("   (cpu: %s)\n", cpu_isa_string().c_str());

@@ -41,6 +41,7 @@ static int cmd_info(const Args& args) {
     std::cout << "\n";
   }
   std::cout << "quantization: " << quantization_label(i) << "\n";
+  std::cout << "compute: " << compute_type_name(i.compute) << "\n";
   if (i.weights == WeightType::Int4) std::cout << "int4_method: " << int4_method_name(i.int4_method) << "\n";
   if (i.task == Task::DepthEstimation)
     std::cout << "depth: " << (i.metric_depth ? "metric, max_depth " + std::to_string(i.max_depth) : std::string("relative")) << "\n";

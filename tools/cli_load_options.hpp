@@ -1,5 +1,5 @@
 #pragma once
-// --dtype f32|f16|bf16, --quantize int8|int4 and --int4-method mse|minmax: the LoadOptions of the commands that
+// --dtype f32|f16|bf16, --quantize int8|int4, --int4-method mse|minmax and --compute f32|bf16: the LoadOptions of the commands that
 // load a model (run, classify, embed, depth, bench, info). Add kLoadFlags to the command's value flags.
 #include <string>
 #include <vector>
@@ -9,9 +9,9 @@
 
 namespace vtx::cli {
 
-inline const std::vector<std::string> kLoadFlags = {"--dtype", "--quantize", "--int4-method", "--threads"};
+inline const std::vector<std::string> kLoadFlags = {"--dtype", "--quantize", "--int4-method", "--compute", "--threads"};
 inline const char* const kLoadFlagsUsage =
-    "[--dtype f32|f16|bf16] [--quantize int8|int4 [--int4-method mse|minmax]] [--threads N]";
+    "[--dtype f32|f16|bf16] [--quantize int8|int4 [--int4-method mse|minmax]] [--compute f32|bf16] [--threads N]";
 
 // Value flags of a command: its own plus kLoadFlags.
 inline std::vector<std::string> with_load_flags(std::vector<std::string> flags) {
@@ -38,6 +38,11 @@ inline LoadOptions load_options(const ArgParser& p) {
     const std::string m = p.get("--int4-method");
     if (m != "mse" && m != "minmax") throw CliError("--int4-method must be mse or minmax (got \"" + m + "\")");
     o.int4_method = parse_int4_method(m);
+  }
+  if (p.has("--compute")) {
+    const std::string c = p.get("--compute");
+    if (c != "f32" && c != "bf16") throw CliError("--compute must be f32 or bf16 (got \"" + c + "\")");
+    o.compute = parse_compute_type(c);
   }
   if (p.has("--threads")) {
     const int t = p.get_int("--threads", 0);

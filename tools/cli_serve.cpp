@@ -18,7 +18,7 @@ const char* const kUsage =
     "  [--max-images-per-request 64] [--request-timeout 30s] [--header-timeout 10s] [--idle-timeout 60s]\n"
     "  [--max-connections 1024] [--drain-timeout 30s] [--api-key KEY | env VTX_API_KEY] [--protect-metrics]\n"
     "  [--log-format text|json|none] [--dtype f32|f16|bf16] [--quantize int8|int4 [--int4-method mse|minmax]]\n"
-    "  [--revision R] [--cache-dir D] [--offline]   (MODEL: a folder or a hub id org/name[@revision])";
+    "  [--compute f32|bf16] [--revision R] [--cache-dir D] [--offline]   (MODEL: a folder or a hub id org/name[@revision])";
 
 // "1048576", "16K", "16M", "1G" (powers of 1024).
 int64_t parse_size(const std::string& flag, const std::string& v) {

@@ -40,6 +40,16 @@ enum class WeightType : uint8_t { F32, F16, BF16, Int8, Int4 };
 VTX_API const char* weight_type_name(WeightType t);        // "f32", "f16", "bf16", "int8", "int4"
 VTX_API WeightType parse_weight_type(const std::string& s);  // the names above; throws vtx::Error naming s
 
+// Arithmetic of the encoder linear layers (docs/quantization.md "bf16 compute").
+enum class ComputeType : uint8_t {
+  F32,   // f32 multiply-adds (every weight type; f16/bf16/int4 weights are widened inside the GEMM)
+  BF16,  // bf16 x bf16 products with f32 sums (AVX512-BF16 vdpbf16ps); weights and activations rounded to bf16
+};
+VTX_API const char* compute_type_name(ComputeType t);          // "f32", "bf16"
+VTX_API ComputeType parse_compute_type(const std::string& s);  // the names above; throws vtx::Error naming s
+// True when this process can run ComputeType::BF16 (the CPU has AVX512-BF16 and no VTX_DISABLE_* turns it off).
+VTX_API bool bf16_compute_available();
+
 // How int4 scales / zero points are chosen (the stored format is torchao's either way).
 enum class Int4Method : uint8_t {
   Mse,     // error-minimising search per group (default)
@@ -66,6 +76,7 @@ struct ModelInfo {
   WeightType weights = WeightType::F32;
   bool mixed_precision = false;
   Int4Method int4_method = Int4Method::Mse;       // meaningful when weights == Int4
+  ComputeType compute = ComputeType::F32;         // arithmetic of the encoder linears (LoadOptions::compute)
   // Depth models: metric depth (Depth Anything depth_estimation_type "metric") and its max_depth.
   bool metric_depth = false;
   double max_depth = 0;
@@ -85,6 +96,12 @@ struct LoadOptions {
   // int4 parameter choice when quantizing at load; nullopt: the environment variable VTX_INT4_METHOD
   // ("mse" | "minmax") if set, else Mse.
   std::optional<Int4Method> int4_method;
+  // Arithmetic of the encoder linear layers; nullopt = F32. BF16 rounds their weights (once, at load, from
+  // F32/F16/BF16 storage) and their inputs (per call) to bf16 and sums the products in f32; patch embedding,
+  // heads, LayerNorm, attention, residuals and the bias/activation epilogue stay f32. Needs AVX512-BF16
+  // (bf16_compute_available()); elsewhere Model::load throws vtx::Error. Combines with dtype nullopt or BF16
+  // only (int8/int4/f16/f32 storage is refused).
+  std::optional<ComputeType> compute;
 
   // --- hub ids (vtx/hub.hpp): Model::load / Pipeline::load also take "org/name[@revision]" ---
   std::string revision;   // branch, tag or commit; overrides the id's @revision; default "main"

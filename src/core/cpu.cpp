@@ -29,6 +29,10 @@ const CpuFeatures& cpu_features() {
     c.avx512bw = __builtin_cpu_supports("avx512bw");
     c.avx512dq = __builtin_cpu_supports("avx512dq");
     c.avx512vnni = __builtin_cpu_supports("avx512vnni");
+    {  // CPUID.(EAX=7, ECX=1):EAX bit 5 (read directly: not every compiler's __builtin_cpu_supports knows it)
+      unsigned a = 0, b = 0, cx = 0, d = 0;
+      c.avx512bf16 = c.avx512f && __get_cpuid_count(7, 1, &a, &b, &cx, &d) && (a & (1u << 5)) != 0;
+    }
 #endif
     return c;
   }();
@@ -76,6 +80,14 @@ bool cpu_has_avx512_vnni() {
   static const bool ok = [] {
     const bool off = env_flag("VTX_DISABLE_VNNI");
     return !off && cpu_has_avx512() && cpu_features().avx512vnni;
+  }();
+  return ok;
+}
+
+bool cpu_has_avx512_bf16() {
+  static const bool ok = [] {
+    const bool off = env_flag("VTX_DISABLE_BF16");
+    return !off && cpu_has_avx512() && cpu_features().avx512bf16;
   }();
   return ok;
 }

@@ -43,12 +43,14 @@ KernelTable make_table(Isa isa) {
   t.isa = isa;
   const bool a2 = isa >= Isa::Avx2, a512 = isa >= Isa::Avx512;
   const bool vnni = a512 && cpu_has_avx512_vnni();
+  const bool bf16 = a512 && cpu_has_avx512_bf16();
   const char* p2 = a2 ? "avx2" : "portable";
   const char* p512 = a512 ? "avx512" : p2;
   t.gemm_layout = a512 ? PackedWeight::kLayoutAvx512 : a2 ? PackedWeight::kLayoutAvx2 : PackedWeight::kLayoutPortable;
   t.gemm_f32 = a512 ? avx512::linear_panels : a2 ? avx2::linear_panels : portable::linear;
   t.gemm_weight_only = a512 ? avx512::linear_q_wo : a2 ? avx2::linear_q_wo : portable::linear_q;
   t.gemm_int8 = vnni ? avx512::linear_q_int8_vnni : a2 ? avx2::linear_q_int8 : portable::linear_q;
+  t.gemm_bf16 = bf16 ? avx512::linear_bf16_dp : nullptr;
   t.attention = a512 ? avx512::attention : a2 ? avx2::attention : portable::attention;
   t.layer_norm_rows = a2 ? avx2::layer_norm_rows : portable::layer_norm_rows;
   t.softmax_rows = a2 ? avx2::softmax_rows : portable::softmax_rows;
@@ -59,6 +61,7 @@ KernelTable make_table(Isa isa) {
       {"gemm_f32", p512},
       {"gemm_f16_bf16_int4", p512},
       {"gemm_int8", vnni ? "avx512-vnni" : p2},
+      {"gemm_bf16", bf16 ? "avx512-bf16" : "none"},
       {"attention", p512},
       {"layer_norm", p2},
       {"softmax", p2},
@@ -144,10 +147,12 @@ std::string cpu_isa_string() {
   add(f.avx512bw, "avx512bw");
   add(f.avx512dq, "avx512dq");
   add(f.avx512vnni, "avx512vnni");
+  add(f.avx512bf16, "avx512bf16");
   if (s.empty()) s = "none of avx2/fma/f16c/avx512";
   std::string off;
   if (!cpu_has_avx2_fma() && f.avx2 && f.fma && f.f16c) off = "avx2";
   else if (!cpu_has_avx512() && f.avx512f) off = "avx512";
+  else if (!cpu_has_avx512_bf16() && f.avx512bf16) off = "avx512bf16";
   if (!off.empty()) s += " (" + off + " disabled by the environment)";
   return s;
 }

@@ -6,7 +6,7 @@
 //   src/kernels/portable/      plain C++ paths, any CPU
 //   src/kernels/avx2/          AVX2 + FMA + F16C (compiled with -mavx2 -mfma -mf16c; called only when
 //                              cpu_has_avx2_fma())
-//   src/kernels/avx512/        AVX-512 F/VL/BW/DQ (+ VNNI for int8_vnni.cpp); compiled with the default flags,
+//   src/kernels/avx512/        AVX-512 F/VL/BW/DQ (+ VNNI for int8_vnni.cpp, + BF16 for bf16_dpbf16.cpp); compiled with the default flags,
 //                              every AVX-512 function carries a target attribute; called only when cpu_has_avx512()
 //   src/kernels/common/        helpers shared by the paths (thread split, scratch buffers, 8x8 transpose, ...)
 //
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/attention.hpp"
+#include "kernels/bf16gemm.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
@@ -38,6 +39,9 @@ using LinearFn = void (*)(const float* A, int64_t M, int64_t lda, const float* W
 // Quantized / half-precision GEMM (qgemm.hpp).
 using LinearQFn = void (*)(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
                            const Epilogue& ep);
+// bf16 x bf16 GEMM with fp32 accumulation (bf16gemm.hpp).
+using LinearBf16Fn = void (*)(const float* A, int64_t M, int64_t lda, const Bf16Weight& W, float* C, int64_t ldc,
+                              const Epilogue& ep);
 using AttentionFn = void (*)(const AttentionArgs& a);
 // Rows [r0, r1) (the family front splits rows over threads).
 using LayerNormRowsFn = void (*)(const float* x, int64_t r0, int64_t r1, int64_t D, int64_t ldx, const float* gamma,
@@ -105,6 +109,8 @@ void linear_q_wo(const float* A, int64_t M, int64_t lda, const QuantWeight& W, f
                  const Epilogue& ep);  // F16 / BF16 / Int4, qgemm.cpp
 void linear_q_int8_vnni(const float* A, int64_t M, int64_t lda, const QuantWeight& W, float* C, int64_t ldc,
                         const Epilogue& ep);  // Int8 with vpdpbusd, int8_vnni.cpp (needs cpu_has_avx512_vnni())
+void linear_bf16_dp(const float* A, int64_t M, int64_t lda, const Bf16Weight& W, float* C, int64_t ldc,
+                    const Epilogue& ep);  // vdpbf16ps, bf16_dpbf16.cpp (needs cpu_has_avx512_bf16())
 void attention(const AttentionArgs& a);
 }  // namespace avx512
 
@@ -116,6 +122,7 @@ struct KernelTable {
   LinearFn gemm_f32 = nullptr;
   LinearQFn gemm_weight_only = nullptr;  // F16 / BF16 / Int4
   LinearQFn gemm_int8 = nullptr;
+  LinearBf16Fn gemm_bf16 = nullptr;  // null: no AVX512-BF16 (no fallback; see bf16gemm.hpp)
   AttentionFn attention = nullptr;
   LayerNormRowsFn layer_norm_rows = nullptr;
   SoftmaxRowsFn softmax_rows = nullptr;
@@ -123,8 +130,9 @@ struct KernelTable {
   ConvMicroFn conv_micro = nullptr;
   Int4ParamsFn int4_params = nullptr;
 
-  // What each family runs, for printing: {family, path}; path is "portable", "avx2", "avx512" or "avx512-vnni".
-  enum Family { kGemmF32, kGemmWeightOnly, kGemmInt8, kAttention, kLayerNorm, kSoftmax, kGelu, kConv, kInterp,
+  // What each family runs, for printing: {family, path}; path is "portable", "avx2", "avx512", "avx512-vnni",
+  // "avx512-bf16" or "none" (gemm_bf16 without AVX512-BF16).
+  enum Family { kGemmF32, kGemmWeightOnly, kGemmInt8, kGemmBf16, kAttention, kLayerNorm, kSoftmax, kGelu, kConv, kInterp,
                 kInt4Params, kFamilies };
   struct Entry {
     const char* family;

@@ -248,19 +248,23 @@ Linear Linear::load_stacked(const std::vector<Loader>& parts, int64_t out_each, 
       any_bias = true;
     }
   if (any_bias) l.bias = std::move(b);
-  // f32 kernels on float-stored weights (the common case): packed straight from the mapped file, no copies.
-  bool direct = true;
+  // f32 kernels on float-stored weights (the common case), and bf16 compute on F32 / F16 / BF16 storage: packed
+  // straight from the mapped file, no copies.
+  bool direct = true, bf16 = true;
   for (const auto& p : parts) {
     const DType stored = p.dtype("weight");
-    direct = direct && stored != DType::I8 && stored != DType::U8 && wanted_wtype(p, stored) == kernels::WType::F32;
+    const bool fp = stored != DType::I8 && stored != DType::U8;
+    direct = direct && fp && wanted_wtype(p, stored) == kernels::WType::F32;
+    bf16 = bf16 && fp && p.policy().bf16_compute && is_quantizable_linear(p.name());
   }
-  if (direct) {
+  if (direct || bf16) {
     std::vector<kernels::WeightRows> rows;
     for (const auto& p : parts) {
       const io::WeightStore::View v = p.view("weight", {out_each, in});
       rows.push_back({v.data, v.dtype, out_each});
     }
-    l.w = kernels::PackedWeight::pack_rows(rows, in);
+    if (bf16) l.bw = kernels::Bf16Weight::pack_rows(rows, in);
+    else l.w = kernels::PackedWeight::pack_rows(rows, in);
     for (const auto& p : parts) p.release("weight");
     return l;
   }
@@ -294,6 +298,7 @@ Linear Linear::load_stacked(const std::vector<Loader>& parts, int64_t out_each, 
 
 void Linear::operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep) const {
   ep.bias = bias.empty() ? nullptr : bias.data();
+  if (!bw.empty()) return kernels::linear_bf16(x, M, in, bw, y, out, ep);
   if (!qw.empty()) return kernels::linear_q(x, M, in, qw, y, out, ep);
   kernels::linear(x, M, in, w, y, out, ep);
 }

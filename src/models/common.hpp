@@ -8,6 +8,7 @@
 
 #include "io/weights.hpp"
 #include "models/loader.hpp"
+#include "kernels/bf16gemm.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/qgemm.hpp"
 #include "vtx/error.hpp"
@@ -77,6 +78,7 @@ bool is_quantizable_linear(const std::string& prefix);
 struct Linear {
   kernels::PackedWeight w;   // f32 weight (empty when qw is used)
   kernels::QuantWeight qw;   // f16 / bf16 / int8 / int4 weight (encoder linears, see is_quantizable_linear)
+  kernels::Bf16Weight bw;    // bf16-compute weight (encoder linears with LinearPolicy::bf16_compute)
   std::vector<float> bias;  // empty: no bias
   int64_t in = 0, out = 0;
   // Loads "<vb>weight" [out, in] and "<vb>bias" [out] (bias optional when has_bias is false), in the precision
@@ -91,7 +93,7 @@ struct Linear {
   // (zeros; a stored one is ignored, as transformers ignores unexpected keys), e.g. BEiT's key projection.
   static Linear load_stacked(const std::vector<Loader>& parts, int64_t out_each, int64_t in,
                              const std::vector<bool>& has_bias);
-  kernels::WType wtype() const { return qw.empty() ? kernels::WType::F32 : qw.type(); }
+  kernels::WType wtype() const { return !bw.empty() ? kernels::WType::BF16 : qw.empty() ? kernels::WType::F32 : qw.type(); }
   // y[M, out] = x[M, in] W^T + b, then the epilogue's act / scale / residual.
   void operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep = {}) const;
 };

@@ -25,6 +25,9 @@ struct LinearPolicy {
   std::optional<kernels::WType> dtype;  // nullopt: keep the checkpoint's (F16/BF16 stay half, the rest f32)
   int64_t group_size = kernels::kInt4Group;                 // int4 groups along K
   kernels::Int4Method int4_method = kernels::Int4Method::Mse;  // when quantizing to int4 at load
+  // LoadOptions::compute == BF16: the quantizable linears are packed as kernels::Bf16Weight (bf16 x bf16, f32 sums)
+  // from their F32 / F16 / BF16 storage, whatever `dtype` says (setup_linear_precision allows nullopt / BF16 only).
+  bool bf16_compute = false;
 };
 
 class Loader {

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "core/threadpool.hpp"
+#include "kernels/kernels.hpp"
 #include "io/files.hpp"
 #include "vtx/hub.hpp"
 
@@ -60,6 +61,16 @@ WeightType parse_weight_type(const std::string& s) {
   throw Error("weight type \"" + s + "\" is not one of f32, f16, bf16, int8, int4");
 }
 
+const char* compute_type_name(ComputeType t) { return t == ComputeType::BF16 ? "bf16" : "f32"; }
+
+ComputeType parse_compute_type(const std::string& s) {
+  if (s == "f32") return ComputeType::F32;
+  if (s == "bf16") return ComputeType::BF16;
+  throw Error("compute type \"" + s + "\" is not one of f32, bf16");
+}
+
+bool bf16_compute_available() { return kernels::kernel_table().gemm_bf16 != nullptr; }
+
 const char* int4_method_name(Int4Method m) { return m == Int4Method::MinMax ? "minmax" : "mse"; }
 
 Int4Method parse_int4_method(const std::string& s) {
@@ -99,6 +110,7 @@ std::shared_ptr<const Model> Model::load(const std::string& dir_or_id, const Loa
   m->info_.weights = prec.weights;
   m->info_.mixed_precision = prec.mixed;
   m->info_.int4_method = prec.int4_method;
+  m->info_.compute = prec.compute;
   m->info_.source_dir = dir;
   models::report_unused_tensors(*usage, m->info_.architecture);
   return m;
@@ -305,6 +317,20 @@ LinearPrecisionInfo setup_linear_precision(const Config& c, const io::WeightStor
       throw Error(ws.dir() + ": the checkpoint is quantized to " + weight_type_name(*stored) +
                   "; it cannot be loaded as " + weight_type_name(*opt.dtype));
     if (!prec.dtype && stored) prec.dtype = to_wtype(*stored);
+  }
+  if (opt.compute == ComputeType::BF16) {
+    // bf16 x bf16 GEMMs: the weights become bf16 whatever they are stored as, so only "keep" or "bf16" agree.
+    if (stored)
+      throw Error(ws.dir() + ": compute bf16 (--compute bf16) needs float weights, but the checkpoint is quantized to " +
+                  weight_type_name(*stored) + "; load the original checkpoint");
+    if (opt.dtype && *opt.dtype != WeightType::BF16)
+      throw Error(ws.dir() + ": compute bf16 (--compute bf16) rounds the weights to bf16; it cannot be combined with "
+                  "dtype " + std::string(weight_type_name(*opt.dtype)) + " (omit the dtype or use bf16)");
+    if (!bf16_compute_available()) throw Error(kernels::bf16_unavailable_message(ws.dir() + ": --compute bf16"));
+    prec.bf16_compute = true;
+    info.weights = WeightType::BF16;
+    info.compute = ComputeType::BF16;
+    return info;
   }
   if (prec.dtype) {
     info.weights = from_wtype(*prec.dtype);

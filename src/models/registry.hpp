@@ -39,6 +39,7 @@ struct LinearPrecisionInfo {
   WeightType weights = WeightType::F32;
   bool mixed = false;
   Int4Method int4_method = Int4Method::Mse;
+  ComputeType compute = ComputeType::F32;
 };
 // The policy goes into the root Loader that every layer is built from.
 LinearPrecisionInfo setup_linear_precision(const Config& c, const io::WeightStore& ws, const LoadOptions& opt,
