@@ -8,7 +8,8 @@
 // Bounds (issue 15; never loosen them, fix the quantizer or the kernels instead):
 //   f32   same prediction as transformers on >= 99.9 % of the images (images whose reference top-2 margin is
 //         below 1e-4 count as agreeing whatever vtx picks), accuracy equal to transformers' within 0.05 points;
-//   f16 / bf16 accuracy within 0.1 points of vtx's f32, int8 within 0.3, int4 (mse and minmax) within 1.0.
+//   f16 / bf16 (weights) and bf16 compute (--compute bf16, where the CPU has AVX512-BF16) accuracy within 0.1
+//   points of vtx's f32, int8 within 0.3, int4 (mse and minmax) within 1.0.
 // The shipped models/fashion-vit-bf16 (BF16 copy of fashion-vit) is checked the same way, with its f32 row held to
 // the bf16 bound (0.1 points) against transformers' accuracy with the F32 original.
 //
@@ -30,6 +31,7 @@
 
 #include "io/safetensors.hpp"
 #include "support.hpp"
+#include "vtx/model.hpp"
 
 namespace fs = std::filesystem;
 
@@ -93,11 +95,13 @@ struct Precision {
   const char* name;
   const char* flags;
   double bound;  // accuracy within this many points of f32 (f32: of transformers)
+  bool bf16_compute = false;  // needs AVX512-BF16 (elsewhere the CLI must refuse it with a clear error)
 };
 const Precision kPrecisions[] = {
     {"f32", "--dtype f32", 0.05},
     {"f16", "--dtype f16", 0.1},
     {"bf16", "--dtype bf16", 0.1},
+    {"bf16 compute", "--compute bf16", 0.1, true},
     {"int8", "--quantize int8", 0.3},
     {"int4 mse", "--quantize int4 --int4-method mse", 1.0},
     {"int4 minmax", "--quantize int4 --int4-method minmax", 1.0},
@@ -185,7 +189,7 @@ TEST_P(TrainedAccuracy, EveryPrecision) {
                 mc.shipped ? "models/ of this repository" : "shared/trained/models", n,
                 kStride == 1 ? "" : " (ASan subset: every 10th)", mc.ref, hf_acc);
   table << line;
-  std::snprintf(line, sizeof line, "| %-11s | %8s | %8s | %9s | %12s | %14s | %11s | %8s |\n", "precision", "accuracy",
+  std::snprintf(line, sizeof line, "| %-12s | %8s | %8s | %9s | %12s | %14s | %11s | %8s |\n", "precision", "accuracy",
                 "vs f32", "agree HF", "not near-tie", "worst cos HF", "max |d| HF", "img/s");
   table << line << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   double acc_f32 = 0;
@@ -194,12 +198,21 @@ TEST_P(TrainedAccuracy, EveryPrecision) {
     for (char& ch : slug)
       if (ch == ' ') ch = '-';
     const std::string out = temp_dir() + "/" + slug + ".json";
+    if (p.bf16_compute && !bf16_compute_available()) {  // no AVX512-BF16 (or VTX_DISABLE_AVX512=1): a clear error
+      std::string log;
+      EXPECT_NE(run_command(std::string(VTX_CLI_PATH) + " classify " + dir + " " + trained_dir() + "/images/" +
+                                ref.files[0] + " " + p.flags, &log), 0);
+      EXPECT_NE(log.find("AVX512-BF16"), std::string::npos) << log;
+      std::snprintf(line, sizeof line, "| %-12s | not available on this CPU (no AVX512-BF16 or turned off)\n", p.name);
+      table << line;
+      continue;
+    }
     const Result r = run(dir, p, ref, out);
     if (r.n == 0) continue;
     const double acc = 100.0 * r.correct / r.n;
     const bool f32 = std::string(p.name) == "f32";
     if (f32) acc_f32 = acc;
-    std::snprintf(line, sizeof line, "| %-11s | %7.2f%% | %+8.2f | %8.2f%% | %12d | %14.8f | %11.2e | %8.0f |\n", p.name, acc,
+    std::snprintf(line, sizeof line, "| %-12s | %7.2f%% | %+8.2f | %8.2f%% | %12d | %14.8f | %11.2e | %8.0f |\n", p.name, acc,
                   acc - acc_f32, 100.0 * r.agree / r.n, r.disagree_not_tie, r.worst_cos, r.max_abs, r.images_per_s);
     table << line;
     if (f32) {
