@@ -16,24 +16,25 @@ float round_to_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 
 namespace {
 
-// bf16 word of element i of a stored row block (F32 / F16 rounded to nearest even, BF16 as stored).
-uint16_t bf16_word(const WeightRows& r, int64_t i) {
+// Row n of a stored row block as bf16 words (F32 / F16 rounded to nearest even, BF16 as stored).
+void bf16_row(const WeightRows& r, int64_t n, int64_t K, uint16_t* out) {
+  const uint8_t* p = static_cast<const uint8_t*>(r.data);
   switch (r.dtype) {
-    case DType::BF16: {
-      uint16_t h;
-      std::memcpy(&h, static_cast<const uint8_t*>(r.data) + i * 2, 2);
-      return h;
-    }
-    case DType::F16: {
-      uint16_t h;
-      std::memcpy(&h, static_cast<const uint8_t*>(r.data) + i * 2, 2);
-      return f32_to_bf16(f16_to_f32(h));
-    }
-    case DType::F32: {
-      float f;
-      std::memcpy(&f, static_cast<const uint8_t*>(r.data) + i * 4, 4);
-      return f32_to_bf16(f);
-    }
+    case DType::BF16: std::memcpy(out, p + n * K * 2, static_cast<size_t>(K) * 2); return;
+    case DType::F16:
+      for (int64_t k = 0; k < K; ++k) {
+        uint16_t h;
+        std::memcpy(&h, p + (n * K + k) * 2, 2);
+        out[k] = f32_to_bf16(f16_to_f32(h));
+      }
+      return;
+    case DType::F32:
+      for (int64_t k = 0; k < K; ++k) {
+        float f;
+        std::memcpy(&f, p + (n * K + k) * 4, 4);
+        out[k] = f32_to_bf16(f);
+      }
+      return;
     default: break;
   }
   throw Error(std::string("Bf16Weight::pack_rows: weight dtype ") + dtype_name(r.dtype) + " (expected F32, F16 or BF16)");
@@ -59,10 +60,14 @@ Bf16Weight Bf16Weight::pack_rows(const std::vector<WeightRows>& parts, int64_t K
   b.k_ = K;
   const int64_t np = (b.n_ + NR - 1) / NR, K2 = (K + 1) / 2;
   b.data_.assign(static_cast<size_t>(np * K2 * NR * 2), 0);
+  std::vector<uint16_t> row(static_cast<size_t>(K));
   int64_t n0 = 0;
   for (const WeightRows& r : parts) {
-    for (int64_t n = 0; n < r.rows; ++n)
-      for (int64_t k = 0; k < K; ++k) b.data_[static_cast<size_t>(index_of(n0 + n, k, K2))] = bf16_word(r, n * K + k);
+    for (int64_t n = 0; n < r.rows; ++n) {
+      bf16_row(r, n, K, row.data());
+      uint16_t* d = b.data_.data() + index_of(n0 + n, 0, K2);  // (n, k) at d[(k / 2) * 64 + k % 2]
+      for (int64_t k = 0; k < K; ++k) d[(k / 2) * 2 * NR + k % 2] = row[static_cast<size_t>(k)];
+    }
     n0 += r.rows;
   }
   return b;
