@@ -14,6 +14,7 @@
 #include "core/cpu.hpp"
 #include "core/half.hpp"
 #include "core/threadpool.hpp"
+#include "epilogue_cases.hpp"
 #include "kernels/kernels.hpp"
 #include "support.hpp"
 #include "vtx/error.hpp"
@@ -21,13 +22,8 @@
 namespace vtx::kernels {
 namespace {
 
-std::vector<float> rnd(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
+// Uniform in [-scale, scale) (support.hpp).
+std::vector<float> rnd(size_t n, uint32_t seed, float scale = 1.f) { return test::random_floats(n, seed, -scale, scale); }
 
 bool have_bf16() { return kernel_table().gemm_bf16 != nullptr; }
 
@@ -50,20 +46,6 @@ struct Shape {
   int64_t M, N, K;
 };
 
-// ep 0: none; 1: bias + GELU; 2: bias + layer scale + residual in place (C aliases the residual); 3: ReLU.
-Epilogue make_ep(int which, const std::vector<float>& bias, const std::vector<float>& scale, float* C, int64_t ldc) {
-  Epilogue e;
-  if (which == 1 || which == 2) e.bias = bias.data();
-  if (which == 1) e.act = Act::Gelu;
-  if (which == 3) e.act = Act::Relu;
-  if (which == 2) {
-    e.scale = scale.data();
-    e.residual = C;
-    e.ldr = ldc;
-  }
-  return e;
-}
-
 TEST(Bf16Gemm, KernelMatchesReference) {
   test::for_each_isa([] {
     if (!have_bf16()) return expect_unavailable_error();
@@ -78,15 +60,15 @@ TEST(Bf16Gemm, KernelMatchesReference) {
     for (int threads : {1, 2}) {
       set_num_threads(threads);
       for (const Shape& s : shapes)
-        for (int e = 0; e < 4; ++e) {
+        for (int e = 0; e < test::kEpilogueCases; ++e) {
           const int64_t lda = s.K + 3, ldc = s.N + 2;
           const auto A = rnd(static_cast<size_t>(s.M * lda), seed += 5), W = rnd(static_cast<size_t>(s.N * s.K), seed + 1, 0.5f);
           const auto bias = rnd(static_cast<size_t>(s.N), seed + 2), scale = rnd(static_cast<size_t>(s.N), seed + 3);
           const auto C0 = rnd(static_cast<size_t>(s.M * ldc), seed + 4);
           std::vector<float> got = C0, ref = C0;
           const Bf16Weight bw = Bf16Weight::pack(W.data(), s.N, s.K);
-          linear_bf16(A.data(), s.M, lda, bw, got.data(), ldc, make_ep(e, bias, scale, got.data(), ldc));
-          linear_bf16_ref(A.data(), s.M, lda, W.data(), s.N, s.K, ref.data(), ldc, make_ep(e, bias, scale, ref.data(), ldc));
+          linear_bf16(A.data(), s.M, lda, bw, got.data(), ldc, test::epilogue_case(e, bias.data(), scale.data(), got.data(), ldc));
+          linear_bf16_ref(A.data(), s.M, lda, W.data(), s.N, s.K, ref.data(), ldc, test::epilogue_case(e, bias.data(), scale.data(), ref.data(), ldc));
           const std::string what = "M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" +
                                    std::to_string(s.K) + " ep=" + std::to_string(e) + " threads=" + std::to_string(threads);
           int bad = 0;

@@ -13,6 +13,7 @@
 #include "core/cpu.hpp"
 #include "core/half.hpp"
 #include "core/threadpool.hpp"
+#include "epilogue_cases.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/qgemm.hpp"
 #include "vtx/error.hpp"
@@ -35,20 +36,11 @@ const Shape kShapes[] = {{1, 1, 1}, {1, 16, 4}, {7, 17, 33}, {13, 50, 130}, {6, 
                          {5, 48, 129}, {64, 64, 256}, {100, 31, 257}};
 const WType kTypes[] = {WType::F16, WType::BF16, WType::Int8, WType::Int4};
 
-// ep 0: none; 1: bias + GELU; 2: bias + layer scale + residual in place (C aliases the residual); 3: ReLU.
+// ep: test::epilogue_case numbering (none, bias + GELU, bias + layer scale + residual in place, ReLU).
 struct Case {
   std::vector<float> A, W, bias, scale, C0;
   Epilogue ep(int which, float* C, int64_t ldc) const {
-    Epilogue e;
-    if (which == 1 || which == 2) e.bias = bias.data();
-    if (which == 1) e.act = Act::Gelu;
-    if (which == 3) e.act = Act::Relu;
-    if (which == 2) {
-      e.scale = scale.data();
-      e.residual = C;
-      e.ldr = ldc;
-    }
-    return e;
+    return test::epilogue_case(which, bias.data(), scale.data(), C, ldc);
   }
 };
 
