@@ -20,9 +20,9 @@ using kernels::Isa;
 using kernels::KernelTable;
 
 int rank(const std::string& path) {
-  if (path == "portable") return 0;
+  if (path == "portable" || path == "none") return 0;  // none: gemm_bf16 without AVX512-BF16
   if (path == "avx2") return 1;
-  if (path == "avx512" || path == "avx512-vnni") return 2;
+  if (path == "avx512" || path == "avx512-vnni" || path == "avx512-bf16") return 2;
   return -1;
 }
 
@@ -33,7 +33,7 @@ TEST(Dispatch, TableNamesEveryFamilyOnce) {
     EXPECT_TRUE(fam.insert(k.family).second) << "duplicate family " << k.family;
     EXPECT_GE(rank(k.path), 0) << k.family << ": " << k.path;
   }
-  for (const char* f : {"gemm_f32", "gemm_f16_bf16_int4", "gemm_int8", "attention", "layer_norm", "softmax", "gelu",
+  for (const char* f : {"gemm_f32", "gemm_f16_bf16_int4", "gemm_int8", "gemm_bf16", "attention", "layer_norm", "softmax", "gelu",
                         "conv", "interpolation", "int4_params"})
     EXPECT_TRUE(fam.count(f)) << "missing family " << f;
   std::printf("cpu: %s\n", cpu_isa_string().c_str());
@@ -53,6 +53,10 @@ TEST(Dispatch, PathsFollowTheAvailableIsas) {
     for (const auto& e : t.paths) EXPECT_LE(rank(e.path), static_cast<int>(isa)) << kernels::isa_name(isa) << " " << e.family;
     EXPECT_EQ(rank(t.paths[KernelTable::kGemmF32].path), static_cast<int>(isa));
     EXPECT_EQ(std::string(t.paths[KernelTable::kGemmInt8].path) == "avx512-vnni", isa == Isa::Avx512 && cpu_has_avx512_vnni());
+    // bf16 compute has no fallback: a kernel exactly where AVX512-BF16 is usable, else "none" and no function.
+    const bool bf16 = isa == Isa::Avx512 && cpu_has_avx512_bf16();
+    EXPECT_STREQ(t.paths[KernelTable::kGemmBf16].path, bf16 ? "avx512-bf16" : "none");
+    EXPECT_EQ(t.gemm_bf16 != nullptr, bf16);
   }
   for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
     if (!kernels::isa_available(isa)) {
