@@ -101,6 +101,7 @@ void BM_bf16(benchmark::State& st) {
   const double gf = 2.0 * M * N * K * static_cast<double>(st.iterations()) / 1e9;
   st.counters["pct_bf16_peak"] =
       benchmark::Counter(gf * 100.0 / (2.0 * vtx::bench::peak_for(threads)), benchmark::Counter::kIsRate);
+  if (threads == 1) st.counters["pct_bf16_peak_cpu"] = st.counters["pct_peak_cpu"].value / 2.0;
 }
 
 // The AVX2 kernel (layout 1) with explicit blocking: args M, N, K, threads, kc (0: the default), prefetch of the
