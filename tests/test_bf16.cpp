@@ -23,7 +23,9 @@ namespace vtx::kernels {
 namespace {
 
 // Uniform in [-scale, scale) (support.hpp).
-std::vector<float> rnd(size_t n, uint32_t seed, float scale = 1.f) { return test::random_floats(n, seed, -scale, scale); }
+std::vector<float> rnd(size_t n, uint32_t seed, float scale = 1.f) {
+  return test::random_floats(n, seed, -scale, scale);
+}
 
 bool have_bf16() { return kernel_table().gemm_bf16 != nullptr; }
 
@@ -53,24 +55,27 @@ TEST(Bf16Gemm, KernelMatchesReference) {
     // Odd M / N / K (K tails of the 16-wide A conversion, an odd last k-pair, a last panel past N, a last row
     // tile below 8), several row blocks of the packed A (K = 3072: 40 rows per block), N large enough for the
     // 2-thread panel split and M large enough for the row split.
-    const Shape shapes[] = {{1, 1, 1},     {3, 5, 2},      {7, 17, 33},   {13, 50, 130}, {37, 40, 301},
-                            {100, 31, 257}, {9, 130, 200}, {203, 72, 520}, {2, 200, 700}, {90, 40, 3072},
-                            {420, 96, 64}};
+    const Shape shapes[] = {{1, 1, 1},     {3, 5, 2},      {7, 17, 33},   {13, 50, 130},  {37, 40, 301}, {100, 31, 257},
+                            {9, 130, 200}, {203, 72, 520}, {2, 200, 700}, {90, 40, 3072}, {420, 96, 64}};
     uint32_t seed = 3;
     for (int threads : {1, 2}) {
       set_num_threads(threads);
       for (const Shape& s : shapes)
         for (int e = 0; e < test::kEpilogueCases; ++e) {
           const int64_t lda = s.K + 3, ldc = s.N + 2;
-          const auto A = rnd(static_cast<size_t>(s.M * lda), seed += 5), W = rnd(static_cast<size_t>(s.N * s.K), seed + 1, 0.5f);
+          const auto A = rnd(static_cast<size_t>(s.M * lda), seed += 5),
+                     W = rnd(static_cast<size_t>(s.N * s.K), seed + 1, 0.5f);
           const auto bias = rnd(static_cast<size_t>(s.N), seed + 2), scale = rnd(static_cast<size_t>(s.N), seed + 3);
           const auto C0 = rnd(static_cast<size_t>(s.M * ldc), seed + 4);
           std::vector<float> got = C0, ref = C0;
           const Bf16Weight bw = Bf16Weight::pack(W.data(), s.N, s.K);
-          linear_bf16(A.data(), s.M, lda, bw, got.data(), ldc, test::epilogue_case(e, bias.data(), scale.data(), got.data(), ldc));
-          linear_bf16_ref(A.data(), s.M, lda, W.data(), s.N, s.K, ref.data(), ldc, test::epilogue_case(e, bias.data(), scale.data(), ref.data(), ldc));
-          const std::string what = "M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" +
-                                   std::to_string(s.K) + " ep=" + std::to_string(e) + " threads=" + std::to_string(threads);
+          linear_bf16(A.data(), s.M, lda, bw, got.data(), ldc,
+                      test::epilogue_case(e, bias.data(), scale.data(), got.data(), ldc));
+          linear_bf16_ref(A.data(), s.M, lda, W.data(), s.N, s.K, ref.data(), ldc,
+                          test::epilogue_case(e, bias.data(), scale.data(), ref.data(), ldc));
+          const std::string what = "M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) +
+                                   " K=" + std::to_string(s.K) + " ep=" + std::to_string(e) +
+                                   " threads=" + std::to_string(threads);
           int bad = 0;
           for (int64_t m = 0; m < s.M; ++m) {
             for (int64_t n = 0; n < s.N; ++n) {
@@ -123,7 +128,8 @@ TEST(Bf16Gemm, ActivationsRoundToNearestEven) {
 // as rounding each value (F16 through its exact f32 value); BF16 words are kept as stored. unpack inverts it.
 TEST(Bf16Gemm, PackRowsFromEveryStoredType) {
   const int64_t K = 19, r0 = 5, r1 = 30, r2 = 3;
-  const auto f = rnd(static_cast<size_t>(r0 * K), 1), h = rnd(static_cast<size_t>(r1 * K), 2), b = rnd(static_cast<size_t>(r2 * K), 3);
+  const auto f = rnd(static_cast<size_t>(r0 * K), 1), h = rnd(static_cast<size_t>(r1 * K), 2),
+             b = rnd(static_cast<size_t>(r2 * K), 3);
   std::vector<uint8_t> f32buf(f.size() * 4 + 1), f16buf(h.size() * 2 + 1), bf16buf(b.size() * 2 + 1);
   std::vector<uint16_t> want;
   std::memcpy(f32buf.data() + 1, f.data(), f.size() * 4);
@@ -139,7 +145,8 @@ TEST(Bf16Gemm, PackRowsFromEveryStoredType) {
     want.push_back(v);
   }
   const Bf16Weight w = Bf16Weight::pack_rows(
-      {{f32buf.data() + 1, DType::F32, r0}, {f16buf.data() + 1, DType::F16, r1}, {bf16buf.data() + 1, DType::BF16, r2}}, K);
+      {{f32buf.data() + 1, DType::F32, r0}, {f16buf.data() + 1, DType::F16, r1}, {bf16buf.data() + 1, DType::BF16, r2}},
+      K);
   EXPECT_EQ(w.N(), r0 + r1 + r2);
   EXPECT_EQ(w.K(), K);
   EXPECT_EQ(w.bytes(), static_cast<size_t>(2 * 32 * ((K + 1) / 2) * 2 * 2));  // 2 panels of 32 columns, K padded to 20

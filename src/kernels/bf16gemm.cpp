@@ -20,7 +20,9 @@ namespace {
 void bf16_row(const WeightRows& r, int64_t n, int64_t K, uint16_t* out) {
   const uint8_t* p = static_cast<const uint8_t*>(r.data);
   switch (r.dtype) {
-    case DType::BF16: std::memcpy(out, p + n * K * 2, static_cast<size_t>(K) * 2); return;
+    case DType::BF16:
+      std::memcpy(out, p + n * K * 2, static_cast<size_t>(K) * 2);
+      return;
     case DType::F16:
       for (int64_t k = 0; k < K; ++k) {
         uint16_t h;
@@ -35,9 +37,11 @@ void bf16_row(const WeightRows& r, int64_t n, int64_t K, uint16_t* out) {
         out[k] = f32_to_bf16(f);
       }
       return;
-    default: break;
+    default:
+      break;
   }
-  throw Error(std::string("Bf16Weight::pack_rows: weight dtype ") + dtype_name(r.dtype) + " (expected F32, F16 or BF16)");
+  throw Error(std::string("Bf16Weight::pack_rows: weight dtype ") + dtype_name(r.dtype) +
+              " (expected F32, F16 or BF16)");
 }
 
 inline int64_t index_of(int64_t n, int64_t k, int64_t K2) {
@@ -77,7 +81,8 @@ std::vector<uint16_t> Bf16Weight::unpack() const {
   const int64_t K2 = (k_ + 1) / 2;
   std::vector<uint16_t> w(static_cast<size_t>(n_ * k_));
   for (int64_t n = 0; n < n_; ++n)
-    for (int64_t k = 0; k < k_; ++k) w[static_cast<size_t>(n * k_ + k)] = data_[static_cast<size_t>(index_of(n, k, K2))];
+    for (int64_t k = 0; k < k_; ++k)
+      w[static_cast<size_t>(n * k_ + k)] = data_[static_cast<size_t>(index_of(n, k, K2))];
   return w;
 }
 
@@ -89,7 +94,8 @@ void linear_bf16_ref(const float* A, int64_t M, int64_t lda, const float* W, int
     for (int64_t k = 0; k < K; ++k) ab[static_cast<size_t>(k)] = round_to_bf16(A[m * lda + k]);
     for (int64_t n = 0; n < N; ++n) {
       double s = 0;  // bf16 x bf16 products are exact in float and in double
-      for (int64_t k = 0; k < K; ++k) s += static_cast<double>(ab[static_cast<size_t>(k)]) * wb[static_cast<size_t>(n * K + k)];
+      for (int64_t k = 0; k < K; ++k)
+        s += static_cast<double>(ab[static_cast<size_t>(k)]) * wb[static_cast<size_t>(n * K + k)];
       C[m * ldc + n] = epilogue_scalar(static_cast<float>(s), m, n, ep);
     }
   }
@@ -100,9 +106,12 @@ const char* bf16_kernel_name() { return kernel_table().paths[KernelTable::kGemmB
 std::string bf16_unavailable_message(const std::string& what) {
   const CpuFeatures& f = cpu_features();
   std::string why;
-  if (!f.avx512bf16) why = "this CPU has no AVX512-BF16 (it needs e.g. AMD Zen 4 / Zen 5 or Intel Sapphire Rapids or newer)";
-  else if (!cpu_has_avx512()) why = "AVX-512 is turned off by VTX_DISABLE_AVX512=1 or VTX_DISABLE_AVX2=1";
-  else why = "AVX512-BF16 is turned off by VTX_DISABLE_BF16=1";
+  if (!f.avx512bf16)
+    why = "this CPU has no AVX512-BF16 (it needs e.g. AMD Zen 4 / Zen 5 or Intel Sapphire Rapids or newer)";
+  else if (!cpu_has_avx512())
+    why = "AVX-512 is turned off by VTX_DISABLE_AVX512=1 or VTX_DISABLE_AVX2=1";
+  else
+    why = "AVX512-BF16 is turned off by VTX_DISABLE_BF16=1";
   return what + ": bf16 compute needs AVX512-BF16, but " + why +
          "; run without it (f32 compute; `--dtype bf16` / LoadOptions::dtype = BF16 still keeps the weights in bf16)";
 }

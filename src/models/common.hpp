@@ -93,7 +93,9 @@ struct Linear {
   // (zeros; a stored one is ignored, as transformers ignores unexpected keys), e.g. BEiT's key projection.
   static Linear load_stacked(const std::vector<Loader>& parts, int64_t out_each, int64_t in,
                              const std::vector<bool>& has_bias);
-  kernels::WType wtype() const { return !bw.empty() ? kernels::WType::BF16 : qw.empty() ? kernels::WType::F32 : qw.type(); }
+  kernels::WType wtype() const {
+    return !bw.empty() ? kernels::WType::BF16 : qw.empty() ? kernels::WType::F32 : qw.type();
+  }
   // y[M, out] = x[M, in] W^T + b, then the epilogue's act / scale / residual.
   void operator()(const float* x, int64_t M, float* y, kernels::Epilogue ep = {}) const;
 };

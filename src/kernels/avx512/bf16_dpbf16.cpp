@@ -34,11 +34,11 @@ int64_t a_block_bytes() {
   return b;
 }
 
-// Panels per group (VTX_GEMM_BF16_NC, 0 = the default below): each row tile runs over a group of panels before the next tile, so a tile
-// writes C rows of ncg * 32 contiguous columns (with whole panels per tile, the rows of a 32-column block hit the
-// same cache sets when the row stride is a multiple of 4 KiB, e.g. N = 3072: -20 %), while the group's B panels
-// stay in L2 next to the packed A block.
-// Default: as many panels as fit in 384 KiB (K = 768: 8 panels, 256 columns; K = 3072: 2).
+// Panels per group (VTX_GEMM_BF16_NC, 0 = the default below): each row tile runs over a group of panels before the next
+// tile, so a tile writes C rows of ncg * 32 contiguous columns (with whole panels per tile, the rows of a 32-column
+// block hit the same cache sets when the row stride is a multiple of 4 KiB, e.g. N = 3072: -20 %), while the group's B
+// panels stay in L2 next to the packed A block. Default: as many panels as fit in 384 KiB (K = 768: 8 panels, 256
+// columns; K = 3072: 2).
 int64_t panel_group(int64_t K2) {
   static const int64_t n = env_int("VTX_GEMM_BF16_NC", 0, 0, 1 << 20);
   return n > 0 ? n : imax(1, (int64_t{384} << 10) / imax(1, K2 * 2 * BNR * 2));
@@ -46,8 +46,7 @@ int64_t panel_group(int64_t K2) {
 
 // Rows [m0, m0 + mc) of A, all of K, as bf16 k-pairs: ap[t][q][r] = (bf16 A[m0 + 8t + r][2q], ...[2q + 1]),
 // zero past K and past the last row; K2p = K2 rounded up to 8 (the tile stride).
-VTX_BF16 void pack_a_bf16(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t K, int64_t K2p,
-                          uint32_t* ap) {
+VTX_BF16 void pack_a_bf16(const float* A, int64_t lda, int64_t m0, int64_t mc, int64_t K, int64_t K2p, uint32_t* ap) {
   for (int64_t t = 0; t * BMR < mc; ++t) {
     const int rows = static_cast<int>(imin(BMR, mc - t * BMR));
     const float* src = A + (m0 + t * BMR) * lda;
@@ -96,9 +95,9 @@ VTX_BF16_INLINE void tile_bf16(const uint32_t* __restrict a, const uint16_t* __r
 
 // One thread's share: rows [mb, me), panels [pb, pe). Per block of rows: pack A once, then per group of panels
 // every tile x panel.
-VTX_BF16 void region_bf16(const float* A, int64_t lda, const uint16_t* W, int64_t N, int64_t K, float* C,
-                          int64_t ldc, const Epilogue& ep, int64_t mb, int64_t me, int64_t pb, int64_t pe,
-                          uint32_t* ap, int64_t mcb, int64_t ncg) {
+VTX_BF16 void region_bf16(const float* A, int64_t lda, const uint16_t* W, int64_t N, int64_t K, float* C, int64_t ldc,
+                          const Epilogue& ep, int64_t mb, int64_t me, int64_t pb, int64_t pe, uint32_t* ap, int64_t mcb,
+                          int64_t ncg) {
   const int64_t K2 = (K + 1) / 2, K2p = (K2 + 7) / 8 * 8;
   for (int64_t m0 = mb; m0 < me; m0 += mcb) {
     const int64_t mc = imin(mcb, me - m0), ntile = (mc + BMR - 1) / BMR;
