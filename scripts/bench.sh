@@ -25,7 +25,9 @@ QUANT="${QUANT:-vit-base-patch16-224:8:int8 dinov2-small:8:int8 vit-base-patch16
 ORT_INT8="${ORT_INT8:-vit-base-patch16-224 dinov2-small}"   # models whose ORT dynamic-int8 graph is run too
 HAS_AVX512=0; grep -qw avx512f /proc/cpuinfo && HAS_AVX512=1
 HAS_BF16C=0
-if grep -qw avx512_bf16 /proc/cpuinfo && "$ROOT/build/vtx" bench 2>&1 | grep -q -- '--compute'; then HAS_BF16C=1; fi
+# (vtx bench without a model prints its usage and exits 1: capture it first, as pipefail would fail the pipeline)
+BENCH_USAGE="$("$ROOT/build/vtx" bench 2>&1 || true)"
+if grep -qw avx512_bf16 /proc/cpuinfo && [[ "$BENCH_USAGE" == *--compute* ]]; then HAS_BF16C=1; fi
 ISA="$(if [ $HAS_AVX512 = 1 ]; then echo "AVX-512 ($(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | sed 's/avx512_\?//' | tr '\n' ' ' | sed 's/ $//'))"; else echo "AVX2 (no AVX-512)"; fi)"
 mkdir -p "$(dirname "$OUT")"
 [ -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ] || bash "$KIT/setup.sh" "$ORT_DIR"

@@ -45,9 +45,16 @@ seed() {  # seed TARGET MAX_BYTES FIND_ARGS...
   local dir="$BUILD/corpus/$t"
   mkdir -p "$dir"
   cp -f "$ROOT/tests/fuzz/seeds/$t/"* "$dir/" 2>/dev/null || true
-  find "$@" -type f -size -"$((max / 1024 + 1))"k 2>/dev/null | sort | head -n 400 | while read -r f; do
+  # The list first, then the first 400 of it: `find | sort | head` would end sort with SIGPIPE, which pipefail
+  # turns into the script's exit once there are more than 400 files (the trained PNGs).
+  local files
+  files="$(find "$@" -type f -size -"$((max / 1024 + 1))"k 2>/dev/null | sort)" || true
+  [ -n "$files" ] || return 0
+  local n=0
+  while read -r f && [ $n -lt 400 ]; do
     cp -f "$f" "$dir/$(echo "$f" | md5sum | cut -c1-12)-$(basename "$f")"
-  done
+    n=$((n + 1))
+  done <<< "$files"
 }
 declare -A MAXLEN=([safetensors]=65536 [config]=8192 [processor]=4096 [jpeg]=131072 [png]=131072 [webp]=131072 [bmp]=65536)
 for t in "${TARGETS[@]}"; do
