@@ -7,10 +7,12 @@
 #include <filesystem>
 #include <future>
 #include <set>
+#include <sstream>
 
 #include "vtx/io.hpp"
 #include "server_harness.hpp"
 #include "vtx/image.hpp"
+#include "vtx/version.hpp"
 
 namespace vtx::test {
 namespace {
@@ -139,6 +141,9 @@ TEST(Server, HealthInfoMetricsAndReadyLine) {
   EXPECT_EQ(info["models"][2]["task"], "depth-estimation");
   EXPECT_EQ(info["models"][0]["dtype"], "F32");
   EXPECT_EQ(info["limits"]["max_payload_bytes"], 16 << 20);
+  EXPECT_EQ(info["models"][0]["compute"], "f32");
+  EXPECT_EQ(info["batching"]["preprocess_nice"], 10);  // the default
+  EXPECT_EQ(info["version"], VTX_VERSION_STRING);
   c.request("POST", "/predict", read_file(image(kCats)), kPng);
   auto m = c.request("GET", "/metrics");
   EXPECT_EQ(m.status, 200);
@@ -648,12 +653,36 @@ TEST(Server, ApiKey) {
   EXPECT_EQ(p.stop(), 0);
 }
 
+// The decode/preprocess pool runs niced (--preprocess-nice) and the inference threads do not: counted from the
+// nice value of each of the server's threads in /proc.
+TEST(Server, PreprocessPoolIsNicedBelowInference) {
+  ServerProcess s({model("vit-cls"), "--preprocess-threads", "3", "--preprocess-nice", "7", "--threads", "2", "--log-format", "none"});
+  HttpClient c(s.port());
+  ASSERT_EQ(c.request("POST", "/predict", read_file(image(kCats)), kPng).status, 200);  // every pool has run
+  int niced = 0, normal = 0;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(s.pid()) + "/task")) {
+    const std::string stat = read_file(t.path().string() + "/stat");
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {  // field 19 is the nice value
+    }
+    if (field == "7") ++niced;
+    else if (field == "0") ++normal;
+    else ADD_FAILURE() << t.path() << ": nice " << field;
+  }
+  EXPECT_EQ(niced, 3);     // the three pool threads, nothing else
+  EXPECT_GE(normal, 2);    // main / batcher, the inference worker, the HTTP loop
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
 TEST(Server, BadCommandLines) {
   std::string out;
   EXPECT_EQ(run_command(kVtx + " serve", &out), 2) << out;
   EXPECT_EQ(run_command(kVtx + " serve " + model("vit-cls") + " --max-batch-size 0", &out), 2) << out;
   EXPECT_NE(out.find("--max-batch-size"), std::string::npos) << out;
   EXPECT_EQ(run_command(kVtx + " serve " + model("vit-cls") + " --request-timeout 5parsecs", &out), 2) << out;
+  EXPECT_EQ(run_command(kVtx + " serve " + model("vit-cls") + " --preprocess-nice 20", &out), 2) << out;
+  EXPECT_NE(out.find("--preprocess-nice: must be 0..19"), std::string::npos) << out;
   EXPECT_EQ(run_command(kVtx + " serve /no/such/model --port 0", &out), 1) << out;
   EXPECT_NE(out.find("/no/such/model"), std::string::npos) << out;
   EXPECT_EQ(run_command(kVtx + " serve " + model("vit-cls") + " --host not-an-ip", &out), 1) << out;

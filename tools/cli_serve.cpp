@@ -13,12 +13,13 @@ namespace {
 
 const char* const kUsage =
     "usage: vtx serve MODEL [MODEL...] [--name NAME]... [--host 127.0.0.1] [--port 8080]\n"
-    "  [--max-batch-size 8] [--max-batch-delay-ms 0] [--preprocess-threads 2] [--io-threads 1] [--threads N]\n"
-    "  [--max-payload-bytes 16M] [--max-header-bytes 16K] [--max-queue 128] [--max-image-pixels 40000000]\n"
-    "  [--max-images-per-request 64] [--request-timeout 30s] [--header-timeout 10s] [--idle-timeout 60s]\n"
-    "  [--max-connections 1024] [--drain-timeout 30s] [--api-key KEY | env VTX_API_KEY] [--protect-metrics]\n"
-    "  [--log-format text|json|none] [--dtype f32|f16|bf16] [--quantize int8|int4 [--int4-method mse|minmax]]\n"
-    "  [--compute f32|bf16] [--revision R] [--cache-dir D] [--offline]   (MODEL: a folder or a hub id org/name[@revision])";
+    "  [--max-batch-size 8] [--max-batch-delay-ms 0] [--preprocess-threads 2] [--preprocess-nice 10]\n"
+    "  [--io-threads 1] [--threads N] [--max-payload-bytes 16M] [--max-header-bytes 16K] [--max-queue 128]\n"
+    "  [--max-image-pixels 40000000] [--max-images-per-request 64] [--request-timeout 30s] [--header-timeout 10s]\n"
+    "  [--idle-timeout 60s] [--max-connections 1024] [--drain-timeout 30s] [--api-key KEY | env VTX_API_KEY]\n"
+    "  [--protect-metrics] [--log-format text|json|none] [--dtype f32|f16|bf16] [--quantize int8|int4]\n"
+    "  [--int4-method mse|minmax] [--compute f32|bf16] [--revision R] [--cache-dir D] [--offline]\n"
+    "  (MODEL: a folder or a hub id org/name[@revision])";
 
 // "1048576", "16K", "16M", "1G" (powers of 1024).
 int64_t parse_size(const std::string& flag, const std::string& v) {
@@ -67,7 +68,7 @@ int positive(const ArgParser& p, const std::string& flag, int def, int lo = 1) {
 int cmd_serve(const Args& args) {
   ArgParser p(args,
               with_hub_flags(with_load_flags({"--name", "--host", "--port", "--max-batch-size", "--max-batch-delay-ms",
-                               "--preprocess-threads", "--io-threads", "--max-payload-bytes", "--max-header-bytes",
+                               "--preprocess-threads", "--preprocess-nice", "--io-threads", "--max-payload-bytes", "--max-header-bytes",
                                "--max-queue", "--max-image-pixels", "--max-images-per-request", "--request-timeout",
                                "--header-timeout", "--idle-timeout", "--max-connections", "--drain-timeout",
                                "--api-key", "--log-format"})),
@@ -107,6 +108,8 @@ int cmd_serve(const Args& args) {
   o.max_batch_size = positive(p, "--max-batch-size", o.max_batch_size);
   o.max_batch_delay_ms = positive(p, "--max-batch-delay-ms", o.max_batch_delay_ms, 0);
   o.preprocess_threads = positive(p, "--preprocess-threads", o.preprocess_threads);
+  o.preprocess_nice = positive(p, "--preprocess-nice", o.preprocess_nice, 0);
+  if (o.preprocess_nice > 19) throw CliError("--preprocess-nice: must be 0..19");
   o.io_threads = positive(p, "--io-threads", o.io_threads);
   if (p.has("--max-payload-bytes")) o.max_payload_bytes = parse_size("--max-payload-bytes", p.get("--max-payload-bytes"));
   if (p.has("--max-header-bytes")) o.max_header_bytes = parse_size("--max-header-bytes", p.get("--max-header-bytes"));

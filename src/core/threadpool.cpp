@@ -15,7 +15,22 @@ namespace vtx {
 
 namespace {
 thread_local bool t_in_parallel = false;
+
+// One step of a spin-wait. After the first kYieldAfter steps it also gives the core away every 64th step, so that
+// a thread waiting for a descheduled peer lets another runnable thread of the process (a server's decode and
+// preprocessing pool, say) use the core meanwhile instead of burning it; with nothing else runnable sched_yield
+// returns at once and the wait stays a spin.
+constexpr unsigned kYieldAfter = 2048;
+inline void spin_step(unsigned i) {  // unsigned: wraps, never overflows
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+  if (i >= kYieldAfter && (i & 63) == 0) std::this_thread::yield();
+#else
+  (void)i;
+  std::this_thread::yield();
+#endif
 }
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) : nthreads_(threads < 1 ? 1 : threads) {
   const int limit = max_threads();
@@ -65,11 +80,7 @@ void ThreadPool::worker(int tid) {
   uint64_t seen = 0;
   for (;;) {
     // Spin briefly: forward passes issue many short regions back to back.
-    for (int i = 0; i < 20000 && gen_atomic_.load(std::memory_order_acquire) == seen; ++i) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    }
+    for (unsigned i = 0; i < 20000 && gen_atomic_.load(std::memory_order_acquire) == seen; ++i) spin_step(i);
     const std::function<void(int, int)>* job;
     {
       std::unique_lock<std::mutex> lk(mu_);
@@ -111,13 +122,7 @@ void ThreadPool::run_on_all(const std::function<void(int, int)>& fn) {
     t_in_parallel = true;
     job(0, nthreads_);
     t_in_parallel = false;
-    while (pending_.load(std::memory_order_acquire) != 0) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#else
-      std::this_thread::yield();
-#endif
-    }
+    for (unsigned i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) spin_step(i);
   }
   if (error) std::rethrow_exception(error);
 }

@@ -1,5 +1,8 @@
 #include "engine.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -181,6 +184,11 @@ void Engine::post(std::function<void()> fn) {
 }
 
 void Engine::pool_loop() {
+  // Below the inference threads: on a machine with as many cores as inference threads, decoding the next images
+  // would otherwise preempt a forward pass mid-region and leave its peers waiting at the barrier. Niced, the pool
+  // still gets the cores whenever the batcher waits. (Linux: setpriority on a thread id sets that thread only;
+  // where it fails, the pool runs at the normal priority.)
+  if (opt_.preprocess_nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), opt_.preprocess_nice);
   for (;;) {
     std::function<void()> fn;
     {

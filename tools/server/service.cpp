@@ -775,6 +775,7 @@ Response Service::info() const {
                       {"task", pipeline_task(i)},
                       {"dtype", dtype_of(m)},
                       {"weights", weight_type_name(i.weights)},
+                      {"compute", compute_type_name(i.compute)},
                       {"task_head", task_name(i.task)},
                       {"metric_depth", i.metric_depth},
                       {"num_parameters", i.num_parameters},
@@ -789,11 +790,12 @@ Response Service::info() const {
   const State s = state_;
   return json_response(
       {{"name", "vtx"},
-       {"version", "0.1.0"},
+       {"version", VTX_VERSION_STRING},
        {"state", s == State::Ready ? "ready" : s == State::Loading ? "loading" : "draining"},
        {"models", models},
        {"batching", {{"max_batch_size", opt_.max_batch_size}, {"max_batch_delay_ms", opt_.max_batch_delay_ms},
-                     {"preprocess_threads", opt_.preprocess_threads}, {"inference_threads", num_threads()}}},
+                     {"preprocess_threads", opt_.preprocess_threads},
+                     {"preprocess_nice", opt_.preprocess_nice}, {"inference_threads", num_threads()}}},
        {"limits", {{"max_payload_bytes", opt_.max_payload_bytes}, {"max_header_bytes", opt_.max_header_bytes},
                    {"max_queue", opt_.max_queue}, {"max_image_pixels", opt_.max_image_pixels},
                    {"max_images_per_request", opt_.max_images_per_request}, {"request_timeout_ms", opt_.request_timeout_ms},
