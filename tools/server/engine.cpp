@@ -1,5 +1,6 @@
 #include "engine.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -153,7 +154,9 @@ void Engine::load_models() {
       m->processor_error = e.what();
     }
     m->session = std::make_unique<Session>(m->model);
-    // Warm-up at the processor's output size: fills the arena and tells the metadata route the outputs.
+    // Warm-up at the processor's output size and the largest batch: the session's buffers reach their full size
+    // now (a model that does not fit at --max-batch-size fails here, not under load; RSS does not grow with the
+    // first full batch), and the metadata route learns the outputs.
     int h = static_cast<int>(m->info().image_size > 0 ? m->info().image_size : 224), w = h;
     if (m->has_processor) {
       Image blank(640, 480);
@@ -161,7 +164,7 @@ void Engine::load_models() {
       h = static_cast<int>(pv.dim(1));
       w = static_cast<int>(pv.dim(2));
     }
-    Tensor pv({1, 3, h, w}, DType::F32);
+    Tensor pv({std::max(1, opt_.max_batch_size), 3, h, w}, DType::F32);
     ModelOutput out = m->session->forward(pv, forward_options());
     m->input_shape = {3, h, w};
     for (const auto& [name, t] : slice_output(out, 0).named()) m->outputs.emplace_back(name, t.shape());
@@ -321,18 +324,31 @@ void Engine::prepare(const std::shared_ptr<Job>& job) {
 
 void Engine::batch_loop() {
   const size_t max_batch = static_cast<size_t>(std::max(1, opt_.max_batch_size));
+  bool ran_since_trim = false;
   for (;;) {
     ServedModel* m = nullptr;
     std::vector<Item> batch, dropped_items;
     {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&] {
+      auto has_work = [&] {
         if (stopping_) return true;
         for (const auto& mm : models_)
           if (!mm->queue.empty()) return true;
         return false;
-      });
+      };
+      // Under load the freed request buffers stay in the heap for the next requests (see serve()); once the
+      // server has been idle for a second they go back to the system, so that RSS settles at its idle size.
+      while (!has_work()) {
+        if (cv_.wait_for(l, std::chrono::seconds(1), has_work)) break;
+        if (ran_since_trim && jobs_.load() == 0) {
+          l.unlock();
+          malloc_trim(0);
+          l.lock();
+          ran_since_trim = false;
+        }
+      }
       if (stopping_) return;
+      ran_since_trim = true;
       // The model whose oldest item has waited longest.
       for (const auto& mm : models_)
         if (!mm->queue.empty() && (!m || mm->queue.front().queued < m->queue.front().queued)) m = mm.get();

@@ -409,14 +409,17 @@ void Server::log(const std::string& remote, const std::string& method, const std
 
 int serve(const ServerOptions& opt) {
   std::signal(SIGPIPE, SIG_IGN);
-  // Memory stays bounded under load, without a page fault per buffer per request: request bodies, decoded images,
+  // Memory stays bounded under load, without a page fault per buffer per request. Request bodies, decoded images,
   // batch tensors and 1 MB answers are large, short-lived and allocated on several threads. A fixed mmap threshold
-  // (glibc otherwise raises it to the largest block freed) of 32 MiB keeps them in the heap, where freed blocks are
-  // reused; the heap top is trimmed beyond 64 MiB; few arenas limit per-thread fragmentation. (With a 128 KiB
-  // threshold every such block was mmap'd and unmapped: ~1,200 page faults and ~7 ms per DINOv2-S request.)
+  // of 32 MiB (glibc otherwise raises it to the largest block freed) keeps them in the heap, where freed blocks are
+  // reused, and the top is trimmed beyond 64 MiB (with a 128 KiB threshold every such block was mmap'd and
+  // unmapped: ~1,200 page faults and ~7 ms per DINOv2-S request). One arena: with two, the settled RSS after a
+  // load round was 29 or 38 MB at random (which threads shared an arena); with one it is 23 MB every time, for
+  // about 2 % of throughput under full load (lock contention). After a second without work the batcher gives all
+  // free memory back (malloc_trim), so RSS settles when the load stops.
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_ARENA_MAX, 1);
   if (opt.models.empty()) throw Error("serve: no model given");
   Metrics metrics;
   Engine engine(opt, metrics);
