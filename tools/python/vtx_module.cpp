@@ -407,9 +407,10 @@ class PyModel {
   std::vector<std::unique_ptr<vtx::Session>> free_;
 };
 
-std::shared_ptr<PyModel> load_model(const std::string& dir, const std::string& dtype) {
+std::shared_ptr<PyModel> load_model(const std::string& dir, const std::string& dtype, const std::string& compute) {
   vtx::LoadOptions opt;
   if (!dtype.empty()) opt.dtype = input_errors([&] { return vtx::parse_weight_type(dtype); });
+  if (!compute.empty()) opt.compute = input_errors([&] { return vtx::parse_compute_type(compute); });
   std::shared_ptr<const vtx::Model> m;
   {
     py::gil_scoped_release nogil;
@@ -525,6 +526,8 @@ PYBIND11_MODULE(_vtx, m) {
       .def_property_readonly("weights", [](const vtx::ModelInfo& i) { return std::string(vtx::weight_type_name(i.weights)); },
                              "precision of the encoder linears as loaded: f32, f16, bf16, int8, int4")
       .def_readonly("mixed_precision", &vtx::ModelInfo::mixed_precision)
+      .def_property_readonly("compute", [](const vtx::ModelInfo& i) { return std::string(vtx::compute_type_name(i.compute)); },
+                             "arithmetic of the encoder linears: f32, or bf16 (compute=\"bfloat16\")")
       .def_property_readonly("int4_method", [](const vtx::ModelInfo& i) { return std::string(vtx::int4_method_name(i.int4_method)); })
       .def_readonly("metric_depth", &vtx::ModelInfo::metric_depth)
       .def_readonly("max_depth", &vtx::ModelInfo::max_depth)
@@ -543,7 +546,9 @@ PYBIND11_MODULE(_vtx, m) {
       .def("classify", &PyModel::classify, py::arg("pixel_values"), py::arg("top_k") = 5)
       .def("embed", &PyModel::embed, py::arg("pixel_values"), py::arg("pool") = "cls")
       .def("flops", &PyModel::flops, py::arg("height"), py::arg("width"));
-  m.def("load_model", &load_model, py::arg("path"), py::arg("dtype") = "");
+  m.def("load_model", &load_model, py::arg("path"), py::arg("dtype") = "", py::arg("compute") = "");
+  m.def("bf16_compute_available", &vtx::bf16_compute_available,
+        "True when compute=\"bfloat16\" can run here (the CPU has AVX512-BF16 and VTX_DISABLE_BF16 is not set)");
 
   py::class_<PyProcessor>(m, "ImageProcessor")
       .def_static(

@@ -18,7 +18,7 @@ for bad arguments. Scale-out on a Dask cluster: vtx.dask.embed_images.
 """
 from ._errors import Error, FileError, InputError  # noqa: F401  (first: the extension imports them)
 from . import _vtx
-from ._vtx import ModelInfo, load_image, num_threads, set_num_threads  # noqa: F401
+from ._vtx import ModelInfo, bf16_compute_available, load_image, num_threads, set_num_threads  # noqa: F401
 from .modeling import (  # noqa: F401
     AutoModel, AutoModelForDepthEstimation, AutoModelForImageClassification, AutoModelForSemanticSegmentation,
     BackboneOutput, BaseModelOutputWithPooling, DeiTForImageClassificationWithTeacherOutput, DepthEstimatorOutput,
@@ -37,5 +37,5 @@ __all__ = [
     "DepthEstimatorOutput", "SemanticSegmenterOutput", "AutoImageProcessor", "ImageProcessor", "BatchFeature", "pipeline", "Pipeline",
     "ImageClassificationPipeline", "ImageFeatureExtractionPipeline", "DepthEstimationPipeline",
     "ImageSegmentationPipeline", "ModelInfo",
-    "load_image", "set_num_threads", "num_threads",
+    "load_image", "set_num_threads", "num_threads", "bf16_compute_available",
 ]

@@ -77,3 +77,14 @@ def load_options(dtype=None, quantize=None) -> str:
             raise InputError(f"quantize: must be 'int8' or 'int4', got {quantize!r}")
         d = quantize
     return d
+
+
+def compute_option(compute=None) -> str:
+    """The vtx LoadOptions.compute string for from_pretrained's compute= argument ("" keeps the default, f32)."""
+    if compute is None:
+        return ""
+    names = {"float32": "f32", "f32": "f32", "fp32": "f32", "bfloat16": "bf16", "bf16": "bf16"}
+    key = (getattr(compute, "__name__", None) or str(compute)).replace("torch.", "").lower()
+    if key not in names:
+        raise InputError(f"compute: must be 'float32' or 'bfloat16', got {compute!r}")
+    return names[key]

@@ -181,7 +181,8 @@ _CLASSES = {
 }
 
 
-def pipeline(task: str, model=None, image_processor=None, *, dtype=None, quantize=None, batch_size: int = 1,
+def pipeline(task: str, model=None, image_processor=None, *, dtype=None, quantize=None, compute=None,
+             batch_size: int = 1,
              revision: Optional[str] = None, cache_dir: Optional[str] = None, local_files_only: bool = False,
              device=None, torch_dtype=None, **kwargs) -> Pipeline:
     """``vtx.pipeline("image-classification" | "image-feature-extraction" | "depth-estimation" |
@@ -204,7 +205,8 @@ def pipeline(task: str, model=None, image_processor=None, *, dtype=None, quantiz
         if model_cls._task is not None and m.info.task != model_cls._task:
             raise InputError(f"pipeline: {m.info.architecture} is not {model_cls._task_name} model")
     else:
-        m = model_cls.from_pretrained(model, dtype=dtype, quantize=quantize, revision=revision, cache_dir=cache_dir,
+        m = model_cls.from_pretrained(model, dtype=dtype, quantize=quantize, compute=compute, revision=revision,
+                                      cache_dir=cache_dir,
                                       local_files_only=local_files_only, torch_dtype=torch_dtype)
     if image_processor is None:
         image_processor = ImageProcessor.from_pretrained(m.name_or_path if not isinstance(model, PreTrainedModel)
