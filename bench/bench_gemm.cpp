@@ -242,3 +242,21 @@ int main(int argc, char** argv) {
   benchmark::Shutdown();
   return 0;
 }
+// C's row stride (issue 17): args M, N, K, padding of ldc beyond N. With ldc a multiple of 1024 floats (4 KiB:
+// N = 2048, 3072, 4096) the large-M GEMM runs at ~80 % of peak instead of ~89 %, and padding ldc by 16 floats
+// restores it: every row of a C tile maps to the same cache sets. Streaming (non-temporal) C stores fixed this
+// benchmark but not the ViT-B/16 batch-8 forward pass, so the kernels store normally (BENCHMARK.md).
+void BM_ldc(benchmark::State& st) {
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2), pad = st.range(3);
+  ensure_threads(2);
+  auto A = rnd(M * K, 1), W = rnd(N * K, 2);
+  std::vector<float> C(M * (N + pad), 0.f);
+  PackedWeight pw = PackedWeight::pack(W.data(), N, K);
+  Epilogue ep;
+  for (auto _ : st) {
+    linear(A.data(), M, K, pw, C.data(), N + pad, ep);
+    benchmark::ClobberMemory();
+  }
+  set_counters(st, 2.0 * M * N * K, 2, 0);
+}
+BENCHMARK(BM_ldc)->Args({1576, 3072, 768, 0})->Args({1576, 3072, 768, 16})->Args({1576, 3072, 768, 32})->Args({1576, 3072, 768, 64})->Args({1576, 2304, 768, 0})->Args({1576, 2048, 768, 0})->Args({1576, 4096, 768, 0})->Args({1576, 3072+512, 768, 0})->MinTime(0.3)->UseRealTime();
