@@ -91,5 +91,18 @@ TEST(CliRun, ErrorsExitNonZeroWithOneLine) {
   EXPECT_FALSE(std::filesystem::exists(out)) << "failed runs must not leave an output file";
 }
 
+// `vtx CMD --help` prints that command's usage and exits 0 (it used to be "unknown option --help", exit 2).
+TEST(CliRun, EveryCommandHasHelp) {
+  for (const char* cmd : {"bench", "classify", "depth", "download", "embed", "info", "preprocess", "quantize", "run",
+                          "segment", "serve"}) {
+    std::string out;
+    EXPECT_EQ(run_command(kVtx + " " + cmd + " --help", &out), 0) << cmd << ": " << out;
+    EXPECT_EQ(out.rfind(std::string("usage: vtx ") + cmd, 0), 0u) << cmd << ": " << out;
+    std::string out2;
+    EXPECT_EQ(run_command(kVtx + " " + cmd + " -h", &out2), 0) << cmd;
+    EXPECT_EQ(out2, out) << cmd;
+  }
+}
+
 }  // namespace
 }  // namespace vtx::test

@@ -1,4 +1,5 @@
 // vtx command-line tool. Each command is in tools/cli_<name>.cpp; this file only dispatches.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -95,6 +96,22 @@ int main(int argc, char** argv) {
     return 2;
   }
   vtx::cli::Args args(argv + 2, argv + argc);
+  // `vtx CMD --help` (or -h first): the command's usage on stdout, exit 0. Every command checks its arguments
+  // before it does anything and throws its usage as a CliError when they are missing, so run it without any.
+  if (std::find(args.begin(), args.end(), "--help") != args.end() || (!args.empty() && args[0] == "-h")) {
+    try {
+      it->second.run(vtx::cli::Args{});
+    } catch (const vtx::cli::CliError& e) {
+      const std::string u = e.what();
+      if (u.rfind("usage:", 0) == 0) {
+        std::cout << u << "\n";
+        return 0;
+      }
+    } catch (const std::exception&) {
+    }
+    std::cout << "vtx " << cmd << ": " << it->second.summary << "\n";
+    return 0;
+  }
   try {
     return it->second.run(args);
   } catch (const vtx::cli::CliError& e) {
