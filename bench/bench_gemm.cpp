@@ -64,21 +64,34 @@ Epilogue bench_ep(int64_t which, const std::vector<float>& b, const std::vector<
   return ep;
 }
 
-// args: M, N, K, threads, epilogue (bench_ep)
-void BM_vtx(benchmark::State& st) {
-  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
-  const int threads = static_cast<int>(st.range(3));
+// The body every linear benchmark shares: random A [M, K] and W [N, K], W packed by pack(W, N, K), C of M rows
+// with row stride ldc, epilogue `which` (bench_ep), then timed calls of run(A, M, K, w, C, ldc, ep).
+template <class Pack, class Run>
+void time_linear(benchmark::State& st, int64_t M, int64_t N, int64_t K, int threads, int64_t ldc, int64_t which,
+                 Pack pack, Run run) {
   ensure_threads(threads);
   auto A = rnd(M * K, 1), W = rnd(N * K, 2), b = rnd(N, 3), s = rnd(N, 4);
-  std::vector<float> C(M * N, 0.f);
-  PackedWeight pw = PackedWeight::pack(W.data(), N, K);
-  const Epilogue ep = bench_ep(st.range(4), b, s, C, N);
+  std::vector<float> C(M * ldc, 0.f);
+  const auto w = pack(W.data(), N, K);
+  const Epilogue ep = bench_ep(which, b, s, C, ldc);
   const double c0 = vtx::bench::thread_cpu_seconds();
   for (auto _ : st) {
-    linear(A.data(), M, K, pw, C.data(), N, ep);
+    run(A.data(), M, K, w, C.data(), ldc, ep);
     benchmark::ClobberMemory();
   }
   set_counters(st, 2.0 * M * N * K, threads, vtx::bench::thread_cpu_seconds() - c0);
+}
+
+PackedWeight pack_f32(const float* w, int64_t N, int64_t K) { return PackedWeight::pack(w, N, K); }
+void f32_linear(const float* A, int64_t M, int64_t K, const PackedWeight& w, float* C, int64_t ldc,
+                const Epilogue& ep) {
+  linear(A, M, K, w, C, ldc, ep);
+}
+
+// args: M, N, K, threads, epilogue (bench_ep)
+void BM_vtx(benchmark::State& st) {
+  const int64_t N = st.range(1);
+  time_linear(st, st.range(0), N, st.range(2), static_cast<int>(st.range(3)), N, st.range(4), pack_f32, f32_linear);
 }
 
 // bf16 compute (kernels/bf16gemm.hpp, vdpbf16ps): args as BM_vtx. pct_bf16_peak: % of the bf16 peak, taken as
@@ -87,17 +100,10 @@ void BM_bf16(benchmark::State& st) {
   if (!kernel_table().gemm_bf16) return st.SkipWithError("no AVX512-BF16");
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
   const int threads = static_cast<int>(st.range(3));
-  ensure_threads(threads);
-  auto A = rnd(M * K, 1), W = rnd(N * K, 2), b = rnd(N, 3), s = rnd(N, 4);
-  std::vector<float> C(M * N, 0.f);
-  const Bf16Weight bw = Bf16Weight::pack(W.data(), N, K);
-  const Epilogue ep = bench_ep(st.range(4), b, s, C, N);
-  const double c0 = vtx::bench::thread_cpu_seconds();
-  for (auto _ : st) {
-    linear_bf16(A.data(), M, K, bw, C.data(), N, ep);
-    benchmark::ClobberMemory();
-  }
-  set_counters(st, 2.0 * M * N * K, threads, vtx::bench::thread_cpu_seconds() - c0);
+  time_linear(st, M, N, K, threads, N, st.range(4), Bf16Weight::pack,
+              [](const float* A, int64_t m, int64_t k, const Bf16Weight& w, float* C, int64_t ldc, const Epilogue& ep) {
+                linear_bf16(A, m, k, w, C, ldc, ep);
+              });
   const double gf = 2.0 * M * N * K * static_cast<double>(st.iterations()) / 1e9;
   st.counters["pct_bf16_peak"] =
       benchmark::Counter(gf * 100.0 / (2.0 * vtx::bench::peak_for(threads)), benchmark::Counter::kIsRate);
@@ -247,16 +253,7 @@ int main(int argc, char** argv) {
 // restores it: every row of a C tile maps to the same cache sets. Streaming (non-temporal) C stores fixed this
 // benchmark but not the ViT-B/16 batch-8 forward pass, so the kernels store normally (BENCHMARK.md).
 void BM_ldc(benchmark::State& st) {
-  const int64_t M = st.range(0), N = st.range(1), K = st.range(2), pad = st.range(3);
-  ensure_threads(2);
-  auto A = rnd(M * K, 1), W = rnd(N * K, 2);
-  std::vector<float> C(M * (N + pad), 0.f);
-  PackedWeight pw = PackedWeight::pack(W.data(), N, K);
-  Epilogue ep;
-  for (auto _ : st) {
-    linear(A.data(), M, K, pw, C.data(), N + pad, ep);
-    benchmark::ClobberMemory();
-  }
-  set_counters(st, 2.0 * M * N * K, 2, 0);
+  const int64_t N = st.range(1);
+  time_linear(st, st.range(0), N, st.range(2), 2, N + st.range(3), 0, pack_f32, f32_linear);
 }
-BENCHMARK(BM_ldc)->Args({1576, 3072, 768, 0})->Args({1576, 3072, 768, 16})->Args({1576, 3072, 768, 32})->Args({1576, 3072, 768, 64})->Args({1576, 2304, 768, 0})->Args({1576, 2048, 768, 0})->Args({1576, 4096, 768, 0})->Args({1576, 3072+512, 768, 0})->MinTime(0.3)->UseRealTime();
+BENCHMARK(BM_ldc)->Args({1576, 3072, 768, 0})->Args({1576, 3072, 768, 16})->Args({1576, 3072, 768, 32})->Args({1576, 3072, 768, 64})->Args({1576, 2304, 768, 0})->Args({1576, 2048, 768, 0})->Args({1576, 4096, 768, 0})->Args({1576, 3584, 768, 0})->MinTime(0.3)->UseRealTime();
