@@ -81,8 +81,9 @@ class AttnThreads : public ::testing::TestWithParam<int> {
 
 TEST_P(AttnThreads, SmallShapes) {
   vtx::test::for_each_isa([&] {
-    for (int64_t T : {1, 5, 7, 17, 64, 65})
-      for (int64_t dh : {16, 20, 24, 32, 48, 64})
+    // T across the 16- and 32-row strips and the 128-key blocks; dh with 8-, 4- and 1-wide output tiles.
+    for (int64_t T : {1, 5, 7, 16, 17, 33, 64, 65, 129})
+      for (int64_t dh : {1, 3, 8, 13, 16, 20, 24, 32, 48, 64})
         for (int probs = 0; probs < 2; ++probs)
           for (int mask = 0; mask < 2; ++mask) run({2, T, 3, dh, static_cast<bool>(probs), static_cast<bool>(mask), 1.f});
   });
