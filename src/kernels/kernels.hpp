@@ -107,6 +107,8 @@ void apply_act(float* y, int64_t n, Act act);
 void conv_micro(int64_t K, const float* a, const float* b, float* c, bool accumulate);
 void int4_choose_params(const float* w, int64_t n, bool mse, float* scale, float* zero, uint8_t* codes,
                         uint8_t* scratch);
+void resample_horizontal(const uint8_t* src, int in_w, int rows, uint8_t* dst, int out_w, const ResampleCoeffs& c);
+void resample_vertical(const uint8_t* src, int width, uint8_t* dst, int out_h, int row_offset, const ResampleCoeffs& c);
 }  // namespace avx2
 
 // ---- avx512/ ----
