@@ -34,7 +34,7 @@ TEST(Dispatch, TableNamesEveryFamilyOnce) {
     EXPECT_GE(rank(k.path), 0) << k.family << ": " << k.path;
   }
   for (const char* f : {"gemm_f32", "gemm_f16_bf16_int4", "gemm_int8", "gemm_bf16", "attention", "layer_norm", "softmax", "gelu",
-                        "conv", "interpolation", "int4_params"})
+                        "conv", "interpolation", "int4_params", "resample"})
     EXPECT_TRUE(fam.count(f)) << "missing family " << f;
   std::printf("cpu: %s\n", cpu_isa_string().c_str());
   for (const KernelPath& k : t) std::printf("  %-20s %s\n", k.family.c_str(), k.path.c_str());

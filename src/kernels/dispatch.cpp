@@ -57,6 +57,8 @@ KernelTable make_table(Isa isa) {
   t.activation = a2 ? avx2::apply_act : portable::apply_act;
   t.conv_micro = a2 ? avx2::conv_micro : portable::conv_micro;
   t.int4_params = a2 ? avx2::int4_choose_params : portable::int4_choose_params;
+  t.resample_horizontal = a2 ? avx2::resample_horizontal : portable::resample_horizontal;
+  t.resample_vertical = a2 ? avx2::resample_vertical : portable::resample_vertical;
   const KernelTable::Entry e[KernelTable::kFamilies] = {
       {"gemm_f32", p512},
       {"gemm_f16_bf16_int4", p512},
@@ -69,6 +71,7 @@ KernelTable make_table(Isa isa) {
       {"conv", p2},
       {"interpolation", "portable"},
       {"int4_params", p2},
+      {"resample", p2},  // PIL image resize (preprocessing)
   };
   for (int i = 0; i < KernelTable::kFamilies; ++i) t.paths[i] = e[i];
   return t;

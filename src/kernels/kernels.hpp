@@ -2,7 +2,7 @@
 // Every kernel entry point of every instruction set, and the dispatch table that picks one per kernel family.
 //
 //   src/kernels/*.hpp, *.cpp   the families the models call (gemm, qgemm, attention, elementwise, conv, interp,
-//                              int4_params): packing, argument checks, scalar references, threading, dispatch
+//                              int4_params) and the preprocessing calls (resample): packing, argument checks, scalar references, threading, dispatch
 //   src/kernels/portable/      plain C++ paths, any CPU
 //   src/kernels/avx2/          AVX2 + FMA + F16C (compiled with -mavx2 -mfma -mf16c; called only when
 //                              cpu_has_avx2_fma())
@@ -23,6 +23,7 @@
 #include "kernels/elementwise.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/qgemm.hpp"
+#include "kernels/resample.hpp"
 
 namespace vtx::kernels {
 
@@ -53,6 +54,11 @@ using ConvMicroFn = detail::ConvMicroKernel;            // 6x16 tile of the conv
 // int4 group parameter search (int4_params.hpp); scratch holds n bytes.
 using Int4ParamsFn = void (*)(const float* w, int64_t n, bool mse, float* scale, float* zero, uint8_t* codes,
                               uint8_t* scratch);
+// PIL fixed-point resampling passes of 8-bit RGB (resample.hpp).
+using ResampleHorizontalFn = void (*)(const uint8_t* src, int in_w, int rows, uint8_t* dst, int out_w,
+                                      const ResampleCoeffs& c);
+using ResampleVerticalFn = void (*)(const uint8_t* src, int width, uint8_t* dst, int out_h, int row_offset,
+                                    const ResampleCoeffs& c);
 
 // ---- portable/ ----
 namespace portable {
@@ -69,6 +75,8 @@ void conv_micro(int64_t K, const float* a, const float* b, float* c, bool accumu
 void int4_choose_params(const float* w, int64_t n, bool mse, float* scale, float* zero, uint8_t* codes,
                         uint8_t* scratch);
 double int4_group_error(const float* w, int64_t n, float scale, float zero, const uint8_t* codes);
+void resample_horizontal(const uint8_t* src, int in_w, int rows, uint8_t* dst, int out_w, const ResampleCoeffs& c);
+void resample_vertical(const uint8_t* src, int width, uint8_t* dst, int out_h, int row_offset, const ResampleCoeffs& c);
 }  // namespace portable
 
 // ---- avx2/ ----
@@ -99,6 +107,8 @@ void apply_act(float* y, int64_t n, Act act);
 void conv_micro(int64_t K, const float* a, const float* b, float* c, bool accumulate);
 void int4_choose_params(const float* w, int64_t n, bool mse, float* scale, float* zero, uint8_t* codes,
                         uint8_t* scratch);
+void resample_horizontal(const uint8_t* src, int in_w, int rows, uint8_t* dst, int out_w, const ResampleCoeffs& c);
+void resample_vertical(const uint8_t* src, int width, uint8_t* dst, int out_h, int row_offset, const ResampleCoeffs& c);
 }  // namespace avx2
 
 // ---- avx512/ ----
@@ -129,11 +139,13 @@ struct KernelTable {
   ActFn activation = nullptr;
   ConvMicroFn conv_micro = nullptr;
   Int4ParamsFn int4_params = nullptr;
+  ResampleHorizontalFn resample_horizontal = nullptr;
+  ResampleVerticalFn resample_vertical = nullptr;
 
   // What each family runs, for printing: {family, path}; path is "portable", "avx2", "avx512", "avx512-vnni",
   // "avx512-bf16" or "none" (gemm_bf16 without AVX512-BF16).
   enum Family { kGemmF32, kGemmWeightOnly, kGemmInt8, kGemmBf16, kAttention, kLayerNorm, kSoftmax, kGelu, kConv, kInterp,
-                kInt4Params, kFamilies };
+                kInt4Params, kResample, kFamilies };
   struct Entry {
     const char* family;
     const char* path;

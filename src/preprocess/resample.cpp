@@ -1,18 +1,20 @@
 // PIL Image.resize for 8-bit RGB, reproducing Pillow 9.4's Resample.c bit for bit: separable convolution
 // (horizontal pass over only the rows the vertical pass needs, then vertical), filter support scaled by the
 // downscale factor, double coefficients normalised per output pixel, converted to 22-bit fixed point, integer
-// accumulation with a rounding bias, clipped to uint8 after each pass. NEAREST follows ImagingScaleAffine.
+// accumulation with a rounding bias, clipped to uint8 after each pass (the passes: kernels/resample.hpp). NEAREST
+// follows ImagingScaleAffine.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "kernels/resample.hpp"
 #include "vtx/processor.hpp"
 
 namespace vtx {
 namespace {
 
-constexpr int kPrecisionBits = 32 - 8 - 2;
+constexpr int kPrecisionBits = kernels::kResamplePrecisionBits;
 
 double box_filter(double x) { return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0; }
 
@@ -105,51 +107,19 @@ Coeffs precompute(int in_size, float in0, float in1, int out_size, const Filter&
   return c;
 }
 
-inline uint8_t clip8(int v) {
-  v >>= kPrecisionBits;
-  return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
-}
+kernels::ResampleCoeffs view(const Coeffs& c) { return {c.ksize, c.first.data(), c.count.data(), c.k.data()}; }
 
 // Horizontal pass over input rows [row0, row0 + rows).
 Image resample_horizontal(const Image& in, int out_w, int row0, int rows, const Coeffs& c) {
   Image out(out_w, rows);
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* src = in.pixel(0, row0 + y);
-    uint8_t* dst = out.pixel(0, y);
-    for (int xx = 0; xx < out_w; ++xx) {
-      const int32_t* k = &c.k[static_cast<size_t>(xx) * c.ksize];
-      const uint8_t* s = src + static_cast<size_t>(c.first[xx]) * 3;
-      int s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
-      for (int x = 0; x < c.count[xx]; ++x, s += 3) {
-        s0 += s[0] * k[x];
-        s1 += s[1] * k[x];
-        s2 += s[2] * k[x];
-      }
-      dst[3 * xx] = clip8(s0);
-      dst[3 * xx + 1] = clip8(s1);
-      dst[3 * xx + 2] = clip8(s2);
-    }
-  }
+  kernels::resample_horizontal(in.pixel(0, row0), in.width, rows, out.rgb.data(), out_w, view(c));
   return out;
 }
 
 // Vertical pass; `row_offset` is subtracted from the coefficient bounds (rows skipped by the first pass).
 Image resample_vertical(const Image& in, int out_h, int row_offset, const Coeffs& c) {
   Image out(in.width, out_h);
-  const size_t row_bytes = static_cast<size_t>(in.width) * 3;
-  std::vector<int> acc(row_bytes);
-  for (int yy = 0; yy < out_h; ++yy) {
-    const int32_t* k = &c.k[static_cast<size_t>(yy) * c.ksize];
-    const uint8_t* src = in.rgb.data() + static_cast<size_t>(c.first[yy] - row_offset) * row_bytes;
-    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
-    // Integer sums: accumulating row by row gives the same result as Pillow's per-pixel loop.
-    for (int y = 0; y < c.count[yy]; ++y, src += row_bytes) {
-      const int32_t ky = k[y];
-      for (size_t i = 0; i < row_bytes; ++i) acc[i] += src[i] * ky;
-    }
-    uint8_t* dst = out.pixel(0, yy);
-    for (size_t i = 0; i < row_bytes; ++i) dst[i] = clip8(acc[i]);
-  }
+  kernels::resample_vertical(in.rgb.data(), in.width, out.rgb.data(), out_h, row_offset, view(c));
   return out;
 }
 
