@@ -728,3 +728,86 @@ TEST(Server, HubIdFromTheCacheOffline) {
 
 }  // namespace
 }  // namespace vtx::test
+
+// ---- The answers' JSON text, split across two threads ----------------------------------------------------------
+
+#include <random>
+#include <thread>
+
+#include "server/json_text.hpp"
+
+namespace {
+
+std::vector<float> json_text_values(int64_t n) {
+  std::mt19937 g(7);
+  std::normal_distribution<float> nd(0.f, 2.f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = nd(g);
+  v[3] = NAN, v[5] = INFINITY, v[static_cast<size_t>(n) - 1] = -INFINITY, v[7] = 1e-30f, v[9] = 3e7f;
+  return v;
+}
+
+}  // namespace
+
+TEST(ServerJsonText, SplitTextEqualsSerialTextWhicheverThreadWritesTheSecondHalf) {
+  const std::vector<std::vector<int64_t>> shapes = {{1, 300, 100}, {480, 640}, {1, 1, 20000}, {2, 9000}, {3, 4}, {1, 1}};
+  for (const auto& shape : shapes) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    const std::vector<float> v = json_text_values(std::max<int64_t>(n, 10));
+    std::string serial;
+    vtx::server::append_nested(serial, v.data(), shape);
+    // Numbers as the json library reads them back: the same floats, non-finite ones as null.
+    const nlohmann::json parsed = nlohmann::json::parse(serial);
+    const nlohmann::json flat_first = shape.size() == 2 ? parsed[0] : parsed[0][0];
+    ASSERT_FALSE(flat_first.empty());
+    if (shape.size() == 2 && shape[1] >= 10) {
+      EXPECT_TRUE(parsed[0][3].is_null());
+      EXPECT_TRUE(parsed[0][5].is_null());
+      EXPECT_EQ(parsed[0][0].get<float>(), v[0]);
+      EXPECT_EQ(parsed[0][7].get<float>(), v[7]);
+      EXPECT_EQ(parsed[0][9].get<float>(), v[9]);
+    }
+    const std::string what = "shape [" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", ...]";
+    // Another thread writes the second half at once.
+    std::vector<std::thread> threads;
+    std::string a;
+    vtx::server::append_nested_split(a, v.data(), shape, [&](std::function<void()> fn) { threads.emplace_back(std::move(fn)); });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(a, serial) << what;
+    // Nobody takes the offered half before this thread is done with the first: it is taken back, and the late
+    // task then does nothing (the values it would read are gone).
+    std::vector<std::function<void()>> later;
+    std::string b;
+    {
+      std::vector<float> copy = v;
+      vtx::server::append_nested_split(b, copy.data(), shape, [&](std::function<void()> fn) { later.push_back(std::move(fn)); });
+    }
+    for (auto& fn : later) fn();
+    EXPECT_EQ(b, serial) << what;
+    EXPECT_EQ(later.size(), n >= vtx::server::kSplitMinValues ? 1u : 0u) << what;
+    // No pool at all.
+    std::string c;
+    vtx::server::append_nested_split(c, v.data(), shape, nullptr);
+    EXPECT_EQ(c, serial) << what;
+  }
+}
+
+TEST(ServerJsonText, RacingHelpersNeverChangeTheText) {
+  const std::vector<int64_t> shape = {1, 257, 384};
+  const std::vector<float> v = json_text_values(257 * 384);
+  std::string serial;
+  vtx::server::append_nested(serial, v.data(), shape);
+  for (int rep = 0; rep < 40; ++rep) {
+    std::vector<std::thread> threads;
+    std::string s;
+    vtx::server::append_nested_split(s, v.data(), shape, [&](std::function<void()> fn) {
+      threads.emplace_back([fn = std::move(fn), rep] {
+        std::this_thread::sleep_for(std::chrono::microseconds(37 * (rep % 8)));
+        fn();
+      });
+    });
+    for (auto& t : threads) t.join();
+    ASSERT_EQ(s, serial) << "repetition " << rep;
+  }
+}

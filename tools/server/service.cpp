@@ -8,6 +8,7 @@
 #include <set>
 
 #include "http_error.hpp"
+#include "json_text.hpp"
 #include "util.hpp"
 #include "vtx/pipeline.hpp"
 #include "vtx/io.hpp"
@@ -79,33 +80,6 @@ std::string label_of(const ModelInfo& info, int64_t c) {
              ? info.id2label[c] : "LABEL_" + std::to_string(c);
 }
 
-
-// The same nested list as JSON text, written directly: each value the shortest decimal that reads back to the same
-// float (what ojson prints), non-finite ones as null (as ojson does). A feature-extraction answer of DINOv2-S is
-// 98,688 numbers: this takes a third of the time of building and dumping the json tree.
-void append_nested(std::string& out, const float* x, const std::vector<int64_t>& shape, size_t dim = 0) {
-  out += '[';
-  if (dim + 1 == shape.size()) {
-    char buf[32];
-    for (int64_t i = 0; i < shape[dim]; ++i) {
-      if (i) out += ',';
-      if (!std::isfinite(x[i])) {
-        out += "null";
-        continue;
-      }
-      const auto r = std::to_chars(buf, buf + sizeof buf, x[i]);
-      out.append(buf, r.ptr);
-    }
-  } else {
-    int64_t stride = 1;
-    for (size_t d = dim + 1; d < shape.size(); ++d) stride *= shape[d];
-    for (int64_t i = 0; i < shape[dim]; ++i) {
-      if (i) out += ',';
-      append_nested(out, x + i * stride, shape, dim + 1);
-    }
-  }
-  out += ']';
-}
 
 ojson flat(const float* x, int64_t n) {
   ojson a = ojson::array();
@@ -181,7 +155,7 @@ ojson classify_answer(const ModelOutput& o, const ModelInfo& info, int top_k, co
 // ((d - min) / (max - min) * 255, truncated to uint8).
 // {"predicted_depth": [[...]], "depth": "<base64 PNG>"} as JSON text: the depth map at the image's size and the
 // transformers pipeline's gray picture of it (vtx::depth_to_image).
-void append_depth_answer(std::string& out, const ModelOutput& o, int height, int width) {
+void append_depth_answer(std::string& out, const ModelOutput& o, int height, int width, const Post& post) {
   Tensor d = post_process_depth_estimation(o.predicted_depth, 0, height, width);
   const Image img = depth_to_image(d);
   std::vector<uint8_t> px(static_cast<size_t>(d.numel()));
@@ -189,7 +163,7 @@ void append_depth_answer(std::string& out, const ModelOutput& o, int height, int
   const std::string png = encode_png_gray8(px.data(), width, height);
   out.reserve(out.size() + px.size() * 12 + png.size() * 4 / 3 + 64);
   out += "{\"predicted_depth\":";
-  append_nested(out, d.data<float>(), {height, width});
+  append_nested_split(out, d.data<float>(), {height, width}, post);
   out += ",\"depth\":\"" + base64_encode(png.data(), png.size()) + "\"}";
 }
 
@@ -454,12 +428,12 @@ Response Service::hf_predict(Request& req, ServedModel* m, const std::shared_ptr
     };
   } else if (task == "depth-estimation") {
     check_known(params, {}, task);
-    job->respond = [many](Job& jb) {
+    job->respond = [many, post = pool_post()](Job& jb) {
       Response r;
       if (many) r.body += '[';
       for (size_t i = 0; i < jb.outputs.size(); ++i) {
         if (i) r.body += ',';
-        append_depth_answer(r.body, jb.outputs[i].out, jb.sizes[i].first, jb.sizes[i].second);
+        append_depth_answer(r.body, jb.outputs[i].out, jb.sizes[i].first, jb.sizes[i].second, post);
       }
       if (many) r.body += ']';
       return r;
@@ -491,7 +465,7 @@ Response Service::hf_predict(Request& req, ServedModel* m, const std::shared_ptr
       pool = parse_pool(string_param(*v, "pool", {"cls", "mean", "cls+mean", "patch", "tokens", "pooler"}));
     if (pool == Pool::Pooler && std::none_of(m->outputs.begin(), m->outputs.end(), [](auto& o) { return o.first == "pooler_output"; }))
       throw HttpError(400, "invalid_parameter", "pool: model '" + m->name + "' (" + info.architecture + ") has no pooler_output");
-    job->respond = [pool, many](Job& jb) {
+    job->respond = [pool, many, post = pool_post()](Job& jb) {
       Response r;
       r.status = 200;
       if (many) r.body += '[';
@@ -499,7 +473,7 @@ Response Service::hf_predict(Request& req, ServedModel* m, const std::shared_ptr
         Tensor e = pool_embeddings(jb.outputs[i].out, jb.model->info(), pool);
         if (i) r.body += ',';
         r.body.reserve(r.body.size() + static_cast<size_t>(e.numel()) * 12 + 16);
-        append_nested(r.body, e.data<float>(), e.shape());
+        append_nested_split(r.body, e.data<float>(), e.shape(), post);
       }
       if (many) r.body += ']';
       return r;

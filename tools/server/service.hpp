@@ -12,6 +12,7 @@
 #include <string>
 
 #include "engine.hpp"
+#include "json_text.hpp"
 #include "metrics.hpp"
 #include "options.hpp"
 
@@ -47,6 +48,10 @@ class Service {
   Response model_metadata(const ServedModel& m) const;
   ServedModel* model_or_404(const std::string& name) const;
   void check_serving() const;
+  // Runs a task on the engine's decode/preprocess pool (for answers whose text is split across threads).
+  Post pool_post() const {
+    return [e = &engine_](std::function<void()> fn) { e->post(std::move(fn)); };
+  }
 
   const ServerOptions& opt_;
   Metrics& metrics_;
