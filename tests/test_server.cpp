@@ -142,7 +142,7 @@ TEST(Server, HealthInfoMetricsAndReadyLine) {
   EXPECT_EQ(info["models"][0]["dtype"], "F32");
   EXPECT_EQ(info["limits"]["max_payload_bytes"], 16 << 20);
   EXPECT_EQ(info["models"][0]["compute"], "f32");
-  EXPECT_EQ(info["batching"]["preprocess_nice"], 10);  // the default
+  EXPECT_EQ(info["batching"]["preprocess_nice"], 19);  // the default
   EXPECT_EQ(info["version"], VTX_VERSION_STRING);
   c.request("POST", "/predict", read_file(image(kCats)), kPng);
   auto m = c.request("GET", "/metrics");

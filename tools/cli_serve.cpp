@@ -13,7 +13,7 @@ namespace {
 
 const char* const kUsage =
     "usage: vtx serve MODEL [MODEL...] [--name NAME]... [--host 127.0.0.1] [--port 8080]\n"
-    "  [--max-batch-size 8] [--max-batch-delay-ms 0] [--preprocess-threads 2] [--preprocess-nice 10]\n"
+    "  [--max-batch-size 8] [--max-batch-delay-ms 0] [--preprocess-threads 2] [--preprocess-nice 19]\n"
     "  [--io-threads 1] [--threads N] [--max-payload-bytes 16M] [--max-header-bytes 16K] [--max-queue 128]\n"
     "  [--max-image-pixels 40000000] [--max-images-per-request 64] [--request-timeout 30s] [--header-timeout 10s]\n"
     "  [--idle-timeout 60s] [--max-connections 1024] [--drain-timeout 30s] [--api-key KEY | env VTX_API_KEY]\n"

@@ -23,7 +23,7 @@ struct ServerOptions {
   int max_batch_size = 8;                       // images per forward pass
   int max_batch_delay_ms = 0;                   // wait this long for a batch to fill (0: run as soon as free)
   int preprocess_threads = 2;                   // decode + preprocess pool
-  int preprocess_nice = 10;                     // the pool's nice value (0..19): inference threads come first
+  int preprocess_nice = 19;                     // the pool's nice value (0..19): inference threads come first
   int io_threads = 1;                           // HTTP event loop threads
 
   // limits
