@@ -16,6 +16,7 @@
 
 #include "core/threadpool.hpp"
 #include "kernels/common/scratch.hpp"
+#include "kernels/common/transpose8x8.hpp"
 #include "kernels/avx2/vmath.hpp"
 #include "kernels/kernels.hpp"
 
@@ -254,12 +255,178 @@ void strip_probs(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, const
   }
 }
 
+// ---- Row-lane kernel (no probabilities, no bias: the common case) ----------------------------------------
+// As in avx512/attention.cpp: a strip's 8 * RV query rows run along the lanes, S^T [key][row] holds each key's
+// scores for all rows, so the online softmax is vertical (no horizontal sums, no scalar exp), and K and V are
+// broadcast element by element from the QKV rows (no per-head packing). 6-wide tiles: 12 accumulators + 3.
+
+constexpr int KC = 6;      // keys per S^T micro-tile, d values per O^T micro-tile
+constexpr int BKR = 120;   // keys per block (a multiple of KC)
+
+template <int RV>
+__attribute__((always_inline)) inline void qk_rows(const float* qt, const float* const* kr, int64_t dh, float* st) {
+  __m256 c[KC][RV];
+#pragma GCC unroll 6
+  for (int j = 0; j < KC; ++j)
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) c[j][v] = _mm256_setzero_ps();
+  for (int64_t d = 0; d < dh; ++d) {
+    __m256 q[RV];
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) q[v] = _mm256_load_ps(qt + d * 8 * RV + 8 * v);
+#pragma GCC unroll 6
+    for (int j = 0; j < KC; ++j) {
+      const __m256 kv = _mm256_broadcast_ss(kr[j] + d);
+#pragma GCC unroll 2
+      for (int v = 0; v < RV; ++v) c[j][v] = _mm256_fmadd_ps(kv, q[v], c[j][v]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int j = 0; j < KC; ++j)
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) _mm256_store_ps(st + (j * RV + v) * 8, c[j][v]);
+}
+
+template <int RV, int ND>
+__attribute__((always_inline)) inline void pv_rows(const float* pt, const float* vb, int64_t ld, int64_t n, float* ot) {
+  __m256 c[ND][RV];
+#pragma GCC unroll 6
+  for (int i = 0; i < ND; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) c[i][v] = _mm256_load_ps(ot + (i * RV + v) * 8);
+  for (int64_t j = 0; j < n; ++j) {
+    __m256 p[RV];
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) p[v] = _mm256_load_ps(pt + (j * RV + v) * 8);
+    const float* vr = vb + j * ld;
+#pragma GCC unroll 6
+    for (int i = 0; i < ND; ++i) {
+      const __m256 vv = _mm256_broadcast_ss(vr + i);
+#pragma GCC unroll 2
+      for (int v = 0; v < RV; ++v) c[i][v] = _mm256_fmadd_ps(vv, p[v], c[i][v]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < ND; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) _mm256_store_ps(ot + (i * RV + v) * 8, c[i][v]);
+}
+
+// Q^T of rows [i0, i0 + rows), pre-scaled: qt[d][8 RV], rows past `rows` zero.
+template <int RV>
+void pack_qt(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float* qt) {
+  constexpr int R = 8 * RV;
+  const AttentionArgs& a = c.a;
+  const float* qb = a.qkv + (b * a.T + i0) * c.ld + h * a.dh;
+  const __m256 vs = _mm256_set1_ps(c.scale);
+  for (int r0 = 0; r0 < R; r0 += 8) {
+    int64_t d = 0;
+    if (r0 + 8 <= rows) {
+      for (; d + 8 <= a.dh; d += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(qb + (r0 + i) * c.ld + d);
+        transpose8x8(r);
+        for (int i = 0; i < 8; ++i) _mm256_store_ps(qt + (d + i) * R + r0, _mm256_mul_ps(r[i], vs));
+      }
+    }
+    for (; d < a.dh; ++d)
+      for (int r = r0; r < r0 + 8; ++r) qt[d * R + r] = r < rows ? qb[r * c.ld + d] * c.scale : 0.f;
+  }
+}
+
+template <int RV>
+void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float* qt, float* st, float* ot) {
+  constexpr int R = 8 * RV;
+  const AttentionArgs& a = c.a;
+  const int64_t T = a.T, dh = a.dh, ld = c.ld;
+  pack_qt<RV>(c, b, h, i0, rows, qt);
+  const float* kb = a.qkv + b * T * ld + c.D + h * dh;
+  const float* vb = a.qkv + b * T * ld + 2 * c.D + h * dh;
+  __m256 m[RV], l[RV];
+  for (int v = 0; v < RV; ++v) m[v] = _mm256_set1_ps(-INFINITY), l[v] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < dh * R; i += 8) _mm256_store_ps(ot + i, _mm256_setzero_ps());
+  for (int64_t j0 = 0; j0 < T; j0 += BKR) {
+    const int64_t nb = std::min<int64_t>(BKR, T - j0);
+    // S^T of the block; keys past T read the last key (finite) and are ignored below.
+    for (int64_t k0 = 0; k0 < nb; k0 += KC) {
+      const float* kr[KC];
+      for (int j = 0; j < KC; ++j) kr[j] = kb + (j0 + std::min<int64_t>(k0 + j, nb - 1)) * ld;
+      qk_rows<RV>(qt, kr, dh, st + k0 * R);
+    }
+    __m256 bm[RV], mn[RV], alpha[RV], sum[RV];
+    for (int v = 0; v < RV; ++v) bm[v] = _mm256_set1_ps(-INFINITY), sum[v] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < nb; ++j)
+      for (int v = 0; v < RV; ++v) bm[v] = _mm256_max_ps(bm[v], _mm256_load_ps(st + j * R + 8 * v));
+    for (int v = 0; v < RV; ++v) {
+      mn[v] = _mm256_max_ps(m[v], bm[v]);
+      alpha[v] = exp256(_mm256_sub_ps(m[v], mn[v]));  // ~0 on the first block (m = -inf)
+      m[v] = mn[v];
+    }
+    for (int64_t j = 0; j < nb; ++j)
+      for (int v = 0; v < RV; ++v) {
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_load_ps(st + j * R + 8 * v), mn[v]));
+        _mm256_store_ps(st + j * R + 8 * v, e);
+        sum[v] = _mm256_add_ps(sum[v], e);
+      }
+    for (int v = 0; v < RV; ++v) l[v] = _mm256_fmadd_ps(l[v], alpha[v], sum[v]);
+    if (j0 > 0)
+      for (int64_t d = 0; d < dh; ++d)
+        for (int v = 0; v < RV; ++v)
+          _mm256_store_ps(ot + d * R + 8 * v, _mm256_mul_ps(_mm256_load_ps(ot + d * R + 8 * v), alpha[v]));
+    const float* vbj = vb + j0 * ld;
+    int64_t d0 = 0;
+    for (; d0 + KC <= dh; d0 += KC) pv_rows<RV, KC>(st, vbj + d0, ld, nb, ot + d0 * R);
+    for (; d0 + 2 <= dh; d0 += 2) pv_rows<RV, 2>(st, vbj + d0, ld, nb, ot + d0 * R);
+    for (; d0 < dh; ++d0) pv_rows<RV, 1>(st, vbj + d0, ld, nb, ot + d0 * R);
+  }
+  const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
+  float inv[R];
+  for (int v = 0; v < RV; ++v) _mm256_storeu_ps(inv + 8 * v, _mm256_div_ps(_mm256_set1_ps(hm), l[v]));
+  float* out = a.out + (b * T + i0) * c.D + h * dh;
+  for (int r0 = 0; r0 < rows; r0 += 8) {
+    const __m256 vi = _mm256_loadu_ps(inv + r0);
+    int64_t d = 0;
+    if (r0 + 8 <= rows) {
+      for (; d + 8 <= dh; d += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_mul_ps(_mm256_load_ps(ot + (d + i) * R + r0), vi);
+        transpose8x8(r);
+        for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + (r0 + i) * c.D + d, r[i]);
+      }
+    }
+    for (; d < dh; ++d)
+      for (int r = r0; r < rows && r < r0 + 8; ++r) out[r * c.D + d] = ot[d * R + r] * inv[r];
+  }
+}
+
+// Strips of 16 rows, the last one 8 when at most 8 rows remain.
+void run_rows(const Ctx& c, int64_t nstrip, int64_t w0, int64_t w1) {
+  const AttentionArgs& a = c.a;
+  constexpr int R = 16;
+  float* qt = t_q.get(static_cast<size_t>(R * a.dh));
+  float* st = t_s.get(static_cast<size_t>(R * BKR));
+  float* ot = t_o.get(static_cast<size_t>(R * a.dh));
+  for (int64_t w = w0; w < w1; ++w) {
+    const int64_t bh = w / nstrip, i0 = (w % nstrip) * R, b = bh / a.H, h = bh % a.H;
+    const int rows = static_cast<int>(std::min<int64_t>(R, a.T - i0));
+    if (rows > 8)
+      strip_rows<2>(c, b, h, i0, rows, qt, st, ot);
+    else
+      strip_rows<1>(c, b, h, i0, rows, qt, st, ot);
+  }
+}
+
 }  // namespace
 
 void attention(const AttentionArgs& a) {
   Ctx c{a, a.H * a.dh, 3 * a.H * a.dh, (a.dh + NR - 1) / NR * NR, 0, 0, 1.0f / std::sqrt(static_cast<float>(a.dh))};
   c.npan = (a.T + NR - 1) / NR;
   c.tpad = c.npan * NR;
+  if (!a.probs && !a.bias) {
+    const int64_t nrow = (a.T + 15) / 16;
+    global_pool().parallel_for(a.B * a.H * nrow, [&](int64_t w0, int64_t w1) { run_rows(c, nrow, w0, w1); });
+    return;
+  }
   const int64_t nstrip = (a.T + MR - 1) / MR;
   const int64_t items = a.B * a.H * nstrip;
   global_pool().parallel_for(items, [&](int64_t w0, int64_t w1) {
