@@ -348,7 +348,9 @@ TEST(QGemm, Int4MseQuantize) {
       em += (dm[i] - W[i]) * static_cast<double>(dm[i] - W[i]);
     }
     EXPECT_LE(e, em * (1 + 1e-6)) << "K=" << K;
-    if (K >= 128) EXPECT_LT(e, 0.95 * em) << "K=" << K;
+    if (K >= 128) {
+      EXPECT_LT(e, 0.95 * em) << "K=" << K;
+    }
     // row 0, last group: the same as int4_choose_params on it
     const int64_t G = q.groups(), k0 = (G - 1) * kInt4Group, n = K - k0;
     std::vector<uint8_t> codes(static_cast<size_t>(n));
