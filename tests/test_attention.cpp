@@ -98,6 +98,18 @@ TEST_P(AttnThreads, ViTLikeT261) {
   });
 }
 
+// Tails of 1-4 rows past the last 32-row strip run row by row (dh along the lanes; AVX-512 and AVX2), in key blocks of
+// 1024: tails of 1 (T 257, DINOv2 at 224), 4 (T 36), 3 (T 1027, two key blocks) and 2 (T 3074), peaky and masked.
+TEST_P(AttnThreads, RowTails) {
+  vtx::test::for_each_isa([&] {
+    run({1, 257, 3, 64, false, false, 1.f});
+    run({2, 36, 2, 20, false, true, 4.f});
+    run({1, 1027, 2, 13, false, false, 4.f});
+    run({1, 1027, 1, 64, false, true, 1.f});
+    run({1, 3074, 2, 8, false, false, 4.f});  // 2-row tail over 4 key blocks: the running max moves between blocks
+  });
+}
+
 // Additive score bias: every path (flash over key blocks of 128 / exact with probs) at T below and above one block.
 TEST_P(AttnThreads, ScoreBias) {
   for (int64_t T : {1, 7, 17, 50, 130, 197})

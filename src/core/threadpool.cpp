@@ -139,6 +139,23 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   });
 }
 
+void ThreadPool::parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  if (n <= grain || nthreads_ == 1 || t_in_parallel) {
+    fn(0, n);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  run_on_all([&](int, int) {
+    for (;;) {
+      const int64_t b = next.fetch_add(grain, std::memory_order_relaxed);
+      if (b >= n) break;
+      fn(b, std::min(n, b + grain));
+    }
+  });
+}
+
 namespace {
 int default_threads() {
   // Unset or empty: the hardware concurrency; anything but a positive integer throws vtx::Error naming the

@@ -30,6 +30,10 @@ class ThreadPool {
   // Tests: when >= 0, starting the worker with this index fails as if the system were out of threads.
   static inline int fail_start_at_for_testing = -1;
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+  // Like parallel_for, but the threads take ranges of `grain` items in turn from a shared counter, so a thread that
+  // is descheduled or slower leaves its share to the others. For items of similar, independent work (attention
+  // strips); which thread runs an item never changes its result.
+  void parallel_for_dynamic(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
   // Runs fn(tid, nthreads) once on every thread.
   void run_on_all(const std::function<void(int, int)>& fn);
 

@@ -399,7 +399,59 @@ void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float*
   }
 }
 
-// Strips of 16 rows, the last one 8 when at most 8 rows remain.
+// One query row with the head dimension along the lanes, for tails of at most kVecRowsMax rows past the last
+// 16-row strip (T = 257: one row, which an 8-row strip would compute 8 times over); as avx512::row_vec.
+constexpr int64_t kVecBlock = 1024;
+constexpr int kVecRowsMax = 2;
+
+void row_vec(const Ctx& c, int64_t b, int64_t h, int64_t i, float* s, float* w) {
+  const AttentionArgs& a = c.a;
+  const int64_t T = a.T, dh = a.dh, ld = c.ld, nv = (dh + 7) / 8;
+  const float* kb = a.qkv + b * T * ld + c.D + h * dh;
+  const float* vb = a.qkv + b * T * ld + 2 * c.D + h * dh;
+  const float* qr = a.qkv + (b * T + i) * ld + h * dh;
+  float* q = w;
+  float* o = w + nv * 8;
+  auto load = [&](const float* p, int64_t v) {  // lanes past dh read as zero
+    return v * 8 + 8 <= dh ? _mm256_loadu_ps(p + v * 8) : _mm256_maskload_ps(p + v * 8, tail_mask(dh - v * 8));
+  };
+  for (int64_t v = 0; v < nv; ++v) {
+    _mm256_store_ps(q + v * 8, _mm256_mul_ps(load(qr, v), _mm256_set1_ps(c.scale)));
+    _mm256_store_ps(o + v * 8, _mm256_setzero_ps());
+  }
+  float m = -INFINITY, l = 0.f;
+  for (int64_t j0 = 0; j0 < T; j0 += kVecBlock) {
+    const int64_t nb = std::min(kVecBlock, T - j0);
+    for (int64_t j = 0; j < nb; ++j) {
+      const float* kr = kb + (j0 + j) * ld;
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t v = 0; v < nv; ++v) acc = _mm256_fmadd_ps(_mm256_load_ps(q + v * 8), load(kr, v), acc);
+      s[j] = hsum256(acc);
+    }
+    const float mx = std::max(m, row_max(s, nb));
+    const float alpha = std::exp(m - mx);
+    l = l * alpha + exp_row(s, nb, (nb + 7) / 8 * 8, mx);
+    m = mx;
+    if (alpha != 1.0f)
+      for (int64_t v = 0; v < nv; ++v) _mm256_store_ps(o + v * 8, _mm256_mul_ps(_mm256_load_ps(o + v * 8), _mm256_set1_ps(alpha)));
+    for (int64_t j = 0; j < nb; ++j) {
+      const float* vr = vb + (j0 + j) * ld;
+      const __m256 p = _mm256_set1_ps(s[j]);
+      for (int64_t v = 0; v < nv; ++v) _mm256_store_ps(o + v * 8, _mm256_fmadd_ps(p, load(vr, v), _mm256_load_ps(o + v * 8)));
+    }
+  }
+  const __m256 inv = _mm256_set1_ps((a.head_mask ? a.head_mask[h] : 1.0f) / l);
+  float* dst = a.out + (b * T + i) * c.D + h * dh;
+  for (int64_t v = 0; v < nv; ++v) {
+    const __m256 r = _mm256_mul_ps(_mm256_load_ps(o + v * 8), inv);
+    if (v * 8 + 8 <= dh)
+      _mm256_storeu_ps(dst + v * 8, r);
+    else
+      _mm256_maskstore_ps(dst + v * 8, tail_mask(dh - v * 8), r);
+  }
+}
+
+// Strips of 16 rows, the last one 8 when at most 8 rows remain, or row by row when at most kVecRowsMax remain.
 void run_rows(const Ctx& c, int64_t nstrip, int64_t w0, int64_t w1) {
   const AttentionArgs& a = c.a;
   constexpr int R = 16;
@@ -409,7 +461,9 @@ void run_rows(const Ctx& c, int64_t nstrip, int64_t w0, int64_t w1) {
   for (int64_t w = w0; w < w1; ++w) {
     const int64_t bh = w / nstrip, i0 = (w % nstrip) * R, b = bh / a.H, h = bh % a.H;
     const int rows = static_cast<int>(std::min<int64_t>(R, a.T - i0));
-    if (rows > 8)
+    if (rows <= kVecRowsMax) {
+      for (int r = 0; r < rows; ++r) row_vec(c, b, h, i0 + r, st, ot);
+    } else if (rows > 8)
       strip_rows<2>(c, b, h, i0, rows, qt, st, ot);
     else
       strip_rows<1>(c, b, h, i0, rows, qt, st, ot);
@@ -424,7 +478,7 @@ void attention(const AttentionArgs& a) {
   c.tpad = c.npan * NR;
   if (!a.probs && !a.bias) {
     const int64_t nrow = (a.T + 15) / 16;
-    global_pool().parallel_for(a.B * a.H * nrow, [&](int64_t w0, int64_t w1) { run_rows(c, nrow, w0, w1); });
+    global_pool().parallel_for_dynamic(a.B * a.H * nrow, 1, [&](int64_t w0, int64_t w1) { run_rows(c, nrow, w0, w1); });
     return;
   }
   const int64_t nstrip = (a.T + MR - 1) / MR;

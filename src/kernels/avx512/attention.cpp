@@ -393,7 +393,57 @@ VTX_AVX512 void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int r
   }
 }
 
-// Strips of 32 rows, the last one 16 when at most 16 rows remain.
+// One query row with the head dimension along the lanes: the few rows past the last 32-row strip (T = 257: one
+// row), which a 16-row strip would compute 16 times over. Online softmax over blocks of up to kVecBlock keys;
+// s holds the block's scores, w the scaled q (nv vectors) and the output accumulator (nv vectors).
+constexpr int64_t kVecBlock = 1024;
+constexpr int kVecRowsMax = 4;  // tails of at most this many rows run row by row (about 1/6 of a strip's cost per row)
+
+VTX_AVX512 void row_vec(const Ctx& c, int64_t b, int64_t h, int64_t i, float* s, float* w) {
+  const AttentionArgs& a = *c.a;
+  const int64_t T = a.T, dh = a.dh, ld = c.ld, nv = (dh + 15) / 16;
+  const float* kb = a.qkv + b * T * ld + c.D + h * dh;
+  const float* vb = a.qkv + b * T * ld + 2 * c.D + h * dh;
+  const float* qr = a.qkv + (b * T + i) * ld + h * dh;
+  float* q = w;
+  float* o = w + nv * 16;
+  const __m512 vs = _mm512_set1_ps(c.scale);
+  for (int64_t v = 0; v < nv; ++v) {
+    _mm512_store_ps(q + v * 16, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask16(dh - v * 16), qr + v * 16), vs));
+    _mm512_store_ps(o + v * 16, _mm512_setzero_ps());
+  }
+  float m = -INFINITY, l = 0.f;
+  for (int64_t j0 = 0; j0 < T; j0 += kVecBlock) {
+    const int64_t nb = imin(kVecBlock, T - j0);
+    for (int64_t j = 0; j < nb; ++j) {
+      const float* kr = kb + (j0 + j) * ld;
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t v = 0; v < nv; ++v)
+        acc = _mm512_fmadd_ps(_mm512_load_ps(q + v * 16), _mm512_maskz_loadu_ps(mask16(dh - v * 16), kr + v * 16), acc);
+      s[j] = _mm512_reduce_add_ps(acc);
+    }
+    const float bm = row_max(s, nb);
+    const float mx = m > bm ? m : bm;
+    const float alpha = std::exp(m - mx);
+    l = l * alpha + exp_row(s, nb, (nb + 15) / 16 * 16, mx);
+    m = mx;
+    if (alpha != 1.0f)
+      for (int64_t v = 0; v < nv; ++v) _mm512_store_ps(o + v * 16, _mm512_mul_ps(_mm512_load_ps(o + v * 16), _mm512_set1_ps(alpha)));
+    for (int64_t j = 0; j < nb; ++j) {
+      const float* vr = vb + (j0 + j) * ld;
+      const __m512 p = _mm512_set1_ps(s[j]);
+      for (int64_t v = 0; v < nv; ++v)
+        _mm512_store_ps(o + v * 16, _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(mask16(dh - v * 16), vr + v * 16),
+                                                    _mm512_load_ps(o + v * 16)));
+    }
+  }
+  const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
+  const __m512 inv = _mm512_set1_ps(hm / l);
+  float* dst = a.out + (b * T + i) * c.D + h * dh;
+  for (int64_t v = 0; v < nv; ++v) _mm512_mask_storeu_ps(dst + v * 16, mask16(dh - v * 16), _mm512_mul_ps(_mm512_load_ps(o + v * 16), inv));
+}
+
+// Strips of 32 rows, the last one 16 when at most 16 rows remain, or row by row when at most kVecRowsMax remain.
 void run_rows(const Ctx& c, int64_t nstrip, int64_t w0, int64_t w1) {
   const AttentionArgs& a = *c.a;
   constexpr int R = 32;
@@ -403,7 +453,9 @@ void run_rows(const Ctx& c, int64_t nstrip, int64_t w0, int64_t w1) {
   for (int64_t w = w0; w < w1; ++w) {
     const int64_t bh = w / nstrip, i0 = (w % nstrip) * R;
     const int rows = static_cast<int>(imin(R, a.T - i0));
-    if (rows > 16)
+    if (rows <= kVecRowsMax) {
+      for (int r = 0; r < rows; ++r) row_vec(c, bh / a.H, bh % a.H, i0 + r, st, ot);
+    } else if (rows > 16)
       strip_rows<2>(c, bh / a.H, bh % a.H, i0, rows, qt, st, ot);
     else
       strip_rows<1>(c, bh / a.H, bh % a.H, i0, rows, qt, st, ot);
@@ -443,7 +495,7 @@ void attention(const AttentionArgs& a) {
   c.tpad = c.npan * NR;
   if (!a.probs && !a.bias) {
     const int64_t nstrip = (a.T + 31) / 32;
-    global_pool().parallel_for(a.B * a.H * nstrip, [&](int64_t w0, int64_t w1) { run_rows(c, nstrip, w0, w1); });
+    global_pool().parallel_for_dynamic(a.B * a.H * nstrip, 1, [&](int64_t w0, int64_t w1) { run_rows(c, nstrip, w0, w1); });
     return;
   }
   const int64_t nstrip = (a.T + MR - 1) / MR;
