@@ -72,7 +72,7 @@ void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int6
   run_split(M, N, K, (N + NR - 1) / NR, MR, [&](int64_t mb, int64_t me, int64_t pb, int64_t pe) {
     region(A, lda, src, N, K, C, ldc, ep, mb, me, pb, pe, Blocking{tu.kc, tu.mc, tu.nc_panels, tu.prefetch_b}, t_apack,
            t_cbuf);
-  });
+  }, tu.mc);  // rows split dynamically in blocks of mc (gemm_split.hpp)
 }
 
 GemmBlocking gemm_blocking() { return blocking(); }

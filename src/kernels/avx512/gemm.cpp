@@ -53,7 +53,7 @@ void linear_panels(const float* A, int64_t M, int64_t lda, const float* Wp, int6
   tuning();  // read the environment on the calling thread (a bad value throws here, not in a worker)
   run_split(M, N, K, (N + NR - 1) / NR, MR, [&](int64_t mb, int64_t me, int64_t pb, int64_t pe) {
     gemm_region(A, lda, Wp, N, K, C, ldc, ep, mb, me, pb, pe);
-  });
+  }, tuning().mc);  // rows split dynamically in blocks of mc (gemm_split.hpp)
 }
 
 }  // namespace vtx::kernels::avx512

@@ -11,8 +11,12 @@
 
 namespace vtx::kernels {
 
+// grain_rows > 0 (the kernel's row block, a multiple of mr): the row split is dynamic, in blocks of that many rows
+// taken from a shared counter, so a thread that is descheduled (a server's preprocessing pool on the same cores)
+// leaves its blocks to the other instead of holding the join; the weight is streamed once per row block either way.
 template <class Region>
-void run_split(int64_t M, int64_t N, int64_t K, int64_t npan, int64_t mr, const Region& region) {
+void run_split(int64_t M, int64_t N, int64_t K, int64_t npan, int64_t mr, const Region& region,
+               int64_t grain_rows = 0) {
   const int64_t mt = (M + mr - 1) / mr;
   ThreadPool& pool = global_pool();
   const int nt = pool.size();
@@ -21,6 +25,11 @@ void run_split(int64_t M, int64_t N, int64_t K, int64_t npan, int64_t mr, const 
     return;
   }
   const bool split_n = npan >= 2 * nt && (M < 192 * nt || mt < 4 * nt);
+  if (!split_n && grain_rows >= mr) {
+    const int64_t g = grain_rows / mr;
+    pool.parallel_for_dynamic(mt, g, [&](int64_t tb, int64_t te) { region(tb * mr, std::min(M, te * mr), 0, npan); });
+    return;
+  }
   pool.run_on_all([&](int tid, int n) {
     if (split_n) {
       const int64_t pb = npan * tid / n, pe = npan * (tid + 1) / n;
