@@ -318,7 +318,8 @@ void pack_qt(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float* qt
   constexpr int R = 8 * RV;
   const AttentionArgs& a = c.a;
   const float* qb = a.qkv + (b * a.T + i0) * c.ld + h * a.dh;
-  const __m256 vs = _mm256_set1_ps(c.scale);
+  const float scale = c.scale * 1.44269504088896341f;  // scores in log2 units: the softmax below uses 2^x
+  const __m256 vs = _mm256_set1_ps(scale);
   for (int r0 = 0; r0 < R; r0 += 8) {
     int64_t d = 0;
     if (r0 + 8 <= rows) {
@@ -330,7 +331,7 @@ void pack_qt(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float* qt
       }
     }
     for (; d < a.dh; ++d)
-      for (int r = r0; r < r0 + 8; ++r) qt[d * R + r] = r < rows ? qb[r * c.ld + d] * c.scale : 0.f;
+      for (int r = r0; r < r0 + 8; ++r) qt[d * R + r] = r < rows ? qb[r * c.ld + d] * scale : 0.f;
   }
 }
 
@@ -359,12 +360,12 @@ void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float*
       for (int v = 0; v < RV; ++v) bm[v] = _mm256_max_ps(bm[v], _mm256_load_ps(st + j * R + 8 * v));
     for (int v = 0; v < RV; ++v) {
       mn[v] = _mm256_max_ps(m[v], bm[v]);
-      alpha[v] = exp256(_mm256_sub_ps(m[v], mn[v]));  // ~0 on the first block (m = -inf)
+      alpha[v] = exp2_neg256(_mm256_sub_ps(m[v], mn[v]));  // ~0 on the first block (m = -inf)
       m[v] = mn[v];
     }
     for (int64_t j = 0; j < nb; ++j)
       for (int v = 0; v < RV; ++v) {
-        const __m256 e = exp256(_mm256_sub_ps(_mm256_load_ps(st + j * R + 8 * v), mn[v]));
+        const __m256 e = exp2_neg256(_mm256_sub_ps(_mm256_load_ps(st + j * R + 8 * v), mn[v]));
         _mm256_store_ps(st + j * R + 8 * v, e);
         sum[v] = _mm256_add_ps(sum[v], e);
       }

@@ -244,6 +244,8 @@ VTX_AVX512 void strip_probs(const Ctx& c, int64_t b, int64_t h, int64_t i0, int 
 // QKV rows (one broadcast per element), so nothing is packed per head but the strip's Q^T.
 
 constexpr int KC = 8;  // keys per S^T micro-tile, d values per O^T micro-tile
+constexpr float kLog2e = 1.44269504088896341f;
+
 
 // st[j][16 RV] (j < KC) = sum_d k_j[d] q^T[d][16 RV]; k_j = kb + j * ld (rows already clamped by the caller).
 template <int RV>
@@ -302,7 +304,8 @@ VTX_AVX512 void pack_qt(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows
   constexpr int R = 16 * RV;
   const AttentionArgs& a = *c.a;
   const float* qb = a.qkv + (b * a.T + i0) * c.ld + h * a.dh;
-  const __m256 vs = _mm256_set1_ps(c.scale);
+  const float scale = c.scale * kLog2e;  // scores in log2 units: the softmax below uses 2^x
+  const __m256 vs = _mm256_set1_ps(scale);
   for (int r0 = 0; r0 < R; r0 += 8) {
     int64_t d = 0;
     if (r0 + 8 <= rows) {
@@ -316,7 +319,7 @@ VTX_AVX512 void pack_qt(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows
       }
     }
     for (; d < a.dh; ++d)
-      for (int r = r0; r < r0 + 8; ++r) qt[d * R + r] = r < rows ? qb[r * c.ld + d] * c.scale : 0.f;
+      for (int r = r0; r < r0 + 8; ++r) qt[d * R + r] = r < rows ? qb[r * c.ld + d] * scale : 0.f;
   }
 }
 
@@ -348,13 +351,13 @@ VTX_AVX512 void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int r
       for (int v = 0; v < RV; ++v) bm[v] = _mm512_max_ps(bm[v], _mm512_load_ps(st + j * R + 16 * v));
     for (int v = 0; v < RV; ++v) {
       mn[v] = _mm512_max_ps(m[v], bm[v]);
-      alpha[v] = exp512(_mm512_sub_ps(m[v], mn[v]));
+      alpha[v] = exp2_neg512(_mm512_sub_ps(m[v], mn[v]));
       m[v] = mn[v];
     }
     for (int64_t j = 0; j < nb; ++j)
 #pragma GCC unroll 2
       for (int v = 0; v < RV; ++v) {
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_load_ps(st + j * R + 16 * v), mn[v]));
+        const __m512 e = exp2_neg512(_mm512_sub_ps(_mm512_load_ps(st + j * R + 16 * v), mn[v]));
         _mm512_store_ps(st + j * R + 16 * v, e);
         sum[v] = _mm512_add_ps(sum[v], e);
       }
