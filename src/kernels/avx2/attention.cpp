@@ -360,12 +360,12 @@ void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float*
       for (int v = 0; v < RV; ++v) bm[v] = _mm256_max_ps(bm[v], _mm256_load_ps(st + j * R + 8 * v));
     for (int v = 0; v < RV; ++v) {
       mn[v] = _mm256_max_ps(m[v], bm[v]);
-      alpha[v] = exp2_neg256(_mm256_sub_ps(m[v], mn[v]));  // ~0 on the first block (m = -inf)
+      alpha[v] = exp2_256(_mm256_sub_ps(m[v], mn[v]));  // ~0 on the first block (m = -inf)
       m[v] = mn[v];
     }
     for (int64_t j = 0; j < nb; ++j)
       for (int v = 0; v < RV; ++v) {
-        const __m256 e = exp2_neg256(_mm256_sub_ps(_mm256_load_ps(st + j * R + 8 * v), mn[v]));
+        const __m256 e = exp2_256(_mm256_sub_ps(_mm256_load_ps(st + j * R + 8 * v), mn[v]));
         _mm256_store_ps(st + j * R + 8 * v, e);
         sum[v] = _mm256_add_ps(sum[v], e);
       }

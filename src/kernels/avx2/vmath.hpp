@@ -29,8 +29,8 @@ static inline __m256 exp256(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-// 2^x for x <= 0, as avx512::exp2_neg512 (the row-lane attention softmax, Q pre-scaled by log2(e)).
-static inline __m256 exp2_neg256(__m256 x) {
+// 2^x for -inf <= x <= 127, as avx512::exp2_512 (the row-lane attention softmax, Q pre-scaled by log2(e)).
+static inline __m256 exp2_256(__m256 x) {
   x = _mm256_max_ps(x, _mm256_set1_ps(-126.f));
   const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m256 f = _mm256_sub_ps(x, n);

@@ -272,6 +272,73 @@ VTX_AVX512_INLINE void qk_rows(const float* qt, const float* const* kr, int64_t 
     for (int v = 0; v < RV; ++v) _mm512_store_ps(st + (j * RV + v) * 16, c[j][v]);
 }
 
+// Running softmax state of a strip, lane-wise per row: reference exponent m (log2 units), row sum l.
+template <int RV>
+struct RowSoftmax {
+  __m512 m[RV], l[RV];
+};
+
+// As qk_rows, with the softmax fused into the tile's epilogue: st gets P^T = 2^(s - m) directly and l the sum over
+// the nvalid keys, so S^T is never re-read for a maximum or an exp pass. m is a reference, not the maximum: a tile
+// whose maximum exceeds m by more than kSlack (and the first tile, m = -inf) moves m up to it, and rescales what was
+// accumulated with the old m (l, O^T, and the P^T already stored in this block: st_block .. st).
+constexpr float kSlack = 16.f;  // 2^16 headroom: l stays far from overflow
+template <int RV>
+VTX_AVX512_INLINE void qk_rows_exp(const float* qt, const float* const* kr, int64_t dh, float* st, int nvalid,
+                                   RowSoftmax<RV>& sm, float* st_block, float* ot) {
+  constexpr int R = 16 * RV;
+  __m512 c[KC][RV];
+#pragma GCC unroll 8
+  for (int j = 0; j < KC; ++j)
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) c[j][v] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < dh; ++d) {
+    __m512 q[RV];
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) q[v] = _mm512_load_ps(qt + d * R + 16 * v);
+#pragma GCC unroll 8
+    for (int j = 0; j < KC; ++j) {
+      const __m512 kv = _mm512_set1_ps(kr[j][d]);
+#pragma GCC unroll 2
+      for (int v = 0; v < RV; ++v) c[j][v] = _mm512_fmadd_ps(kv, q[v], c[j][v]);
+    }
+  }
+  __m512 tm[RV];
+#pragma GCC unroll 2
+  for (int v = 0; v < RV; ++v) tm[v] = c[0][v];
+#pragma GCC unroll 8
+  for (int j = 1; j < KC; ++j)
+    if (j < nvalid)
+#pragma GCC unroll 2
+      for (int v = 0; v < RV; ++v) tm[v] = _mm512_max_ps(tm[v], c[j][v]);
+  __mmask16 up = 0;
+#pragma GCC unroll 2
+  for (int v = 0; v < RV; ++v) up |= _mm512_cmp_ps_mask(tm[v], _mm512_add_ps(sm.m[v], _mm512_set1_ps(kSlack)), _CMP_GT_OQ);
+  if (up) [[unlikely]] {
+    // New reference: the tile maximum where it is higher. alpha = 2^(m_old - m_new) (0 on the first tile).
+    __m512 alpha[RV];
+    for (int v = 0; v < RV; ++v) {
+      const __m512 mn = _mm512_max_ps(sm.m[v], tm[v]);
+      alpha[v] = exp2_512(_mm512_sub_ps(sm.m[v], mn));
+      sm.m[v] = mn;
+      sm.l[v] = _mm512_mul_ps(sm.l[v], alpha[v]);
+    }
+    for (int64_t i = 0; i < dh; ++i)
+      for (int v = 0; v < RV; ++v)
+        _mm512_store_ps(ot + i * R + 16 * v, _mm512_mul_ps(_mm512_load_ps(ot + i * R + 16 * v), alpha[v]));
+    for (float* p = st_block; p < st; p += R)
+      for (int v = 0; v < RV; ++v) _mm512_store_ps(p + 16 * v, _mm512_mul_ps(_mm512_load_ps(p + 16 * v), alpha[v]));
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < KC; ++j)
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) {
+      const __m512 e = exp2_512(_mm512_sub_ps(c[j][v], sm.m[v]));
+      _mm512_store_ps(st + (j * RV + v) * 16, e);
+      if (j < nvalid) sm.l[v] = _mm512_add_ps(sm.l[v], e);
+    }
+}
+
 // O^T[dc + i][16 RV] += sum_{j < n} v_j[dc + i] P^T[j][16 RV] for i < ND; v_j = vb + j * ld.
 template <int RV, int ND>
 VTX_AVX512_INLINE void pv_rows(const float* pt, const float* vb, int64_t ld, int64_t n, float* ot) {
@@ -332,41 +399,17 @@ VTX_AVX512 void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int r
   pack_qt<RV>(c, b, h, i0, rows, qt);
   const float* kb = a.qkv + b * T * ld + c.D + h * dh;
   const float* vb = a.qkv + b * T * ld + 2 * c.D + h * dh;
-  __m512 m[RV], l[RV];
-  for (int v = 0; v < RV; ++v) m[v] = _mm512_set1_ps(-INFINITY), l[v] = _mm512_setzero_ps();
+  RowSoftmax<RV> sm;
+  for (int v = 0; v < RV; ++v) sm.m[v] = _mm512_set1_ps(-INFINITY), sm.l[v] = _mm512_setzero_ps();
   for (int64_t i = 0; i < dh * R; i += 16) _mm512_store_ps(ot + i, _mm512_setzero_ps());
   for (int64_t j0 = 0; j0 < T; j0 += BK) {
     const int64_t nb = imin(BK, T - j0);
-    // S^T of the block; keys past T read the last key (finite) and are ignored below.
+    // P^T of the block; keys past T read the last key (finite) and are left out of l and of O^T.
     for (int64_t k0 = 0; k0 < nb; k0 += KC) {
       const float* kr[KC];
       for (int j = 0; j < KC; ++j) kr[j] = kb + (j0 + imin(k0 + j, nb - 1)) * ld;
-      qk_rows<RV>(qt, kr, dh, st + k0 * R);
+      qk_rows_exp<RV>(qt, kr, dh, st + k0 * R, static_cast<int>(imin(KC, nb - k0)), sm, st, ot);
     }
-    // Online softmax, lane-wise per row.
-    __m512 bm[RV], mn[RV], alpha[RV], sum[RV];
-    for (int v = 0; v < RV; ++v) bm[v] = _mm512_set1_ps(-INFINITY), sum[v] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < nb; ++j)
-#pragma GCC unroll 2
-      for (int v = 0; v < RV; ++v) bm[v] = _mm512_max_ps(bm[v], _mm512_load_ps(st + j * R + 16 * v));
-    for (int v = 0; v < RV; ++v) {
-      mn[v] = _mm512_max_ps(m[v], bm[v]);
-      alpha[v] = exp2_neg512(_mm512_sub_ps(m[v], mn[v]));
-      m[v] = mn[v];
-    }
-    for (int64_t j = 0; j < nb; ++j)
-#pragma GCC unroll 2
-      for (int v = 0; v < RV; ++v) {
-        const __m512 e = exp2_neg512(_mm512_sub_ps(_mm512_load_ps(st + j * R + 16 * v), mn[v]));
-        _mm512_store_ps(st + j * R + 16 * v, e);
-        sum[v] = _mm512_add_ps(sum[v], e);
-      }
-    for (int v = 0; v < RV; ++v) l[v] = _mm512_fmadd_ps(l[v], alpha[v], sum[v]);
-    if (j0 > 0)
-      for (int64_t d = 0; d < dh; ++d)
-#pragma GCC unroll 2
-        for (int v = 0; v < RV; ++v)
-          _mm512_store_ps(ot + d * R + 16 * v, _mm512_mul_ps(_mm512_load_ps(ot + d * R + 16 * v), alpha[v]));
     const float* vbj = vb + j0 * ld;
     int64_t d0 = 0;
     for (; d0 + KC <= dh; d0 += KC) pv_rows<RV, KC>(st, vbj + d0, ld, nb, ot + d0 * R);
@@ -376,7 +419,7 @@ VTX_AVX512 void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int r
   // out rows = O^T / l * head_mask, transposed back 8x8 at a time.
   const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
   float inv[R];
-  for (int v = 0; v < RV; ++v) _mm512_storeu_ps(inv + 16 * v, _mm512_div_ps(_mm512_set1_ps(hm), l[v]));
+  for (int v = 0; v < RV; ++v) _mm512_storeu_ps(inv + 16 * v, _mm512_div_ps(_mm512_set1_ps(hm), sm.l[v]));
   float* out = a.out + (b * T + i0) * c.D + h * dh;
   for (int r0 = 0; r0 < rows; r0 += 8) {
     const __m256 vi = _mm256_loadu_ps(inv + r0);

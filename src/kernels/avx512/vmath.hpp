@@ -27,11 +27,11 @@ VTX_AVX512_INLINE __m512 exp512(__m512 x) {
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
-// 2^x for x <= 0 (x = -inf allowed). Clamped below at 2^-126 (normal, and negligible against a row sum >= 1);
-// x = n + f with |f| <= 1/2, 2^f by a degree-6 polynomial (Cephes exp2f, about 1 ulp), 2^n through the exponent
-// bits. With Q pre-scaled by log2(e) this is exp(s - max) in 13 instructions instead of 19. (vscalefps for 2^n
+// 2^x for -inf <= x <= 127 (the row-lane attention softmax: x = s - reference <= 16). Clamped below at 2^-126 (normal,
+// negligible against a row sum >= 1); x = n + f with |f| <= 1/2, 2^f by a degree-6 polynomial (Cephes exp2f, about 1 ulp), 2^n
+// through the exponent bits. With Q pre-scaled by log2(e) this is exp in 13 instructions instead of 19. (vscalefps for 2^n
 // made the whole kernel 40 % slower on Zen 5: measured, bench_attention.)
-VTX_AVX512_INLINE __m512 exp2_neg512(__m512 x) {
+VTX_AVX512_INLINE __m512 exp2_512(__m512 x) {
   x = _mm512_max_ps(x, _mm512_set1_ps(-126.f));
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
