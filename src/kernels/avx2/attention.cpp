@@ -263,8 +263,20 @@ void strip_probs(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, const
 constexpr int KC = 6;      // keys per S^T micro-tile, d values per O^T micro-tile
 constexpr int BKR = 120;   // keys per block (a multiple of KC)
 
+// Running softmax state of a strip, lane-wise per row: reference exponent m (log2 units), row sum l.
 template <int RV>
-__attribute__((always_inline)) inline void qk_rows(const float* qt, const float* const* kr, int64_t dh, float* st) {
+struct RowSoftmax {
+  __m256 m[RV], l[RV];
+};
+constexpr float kSlack = 16.f;  // a tile may exceed the reference by up to 2^16 before it moves
+
+// S^T tile of KC keys with the softmax fused into its epilogue, as avx512::qk_rows_exp: st gets P^T = 2^(s - m),
+// l the sum over the nvalid keys; a tile more than kSlack above m (or the first, m = -inf) moves m up and rescales
+// l, O^T and the P^T already stored in this block (st_block .. st).
+template <int RV>
+__attribute__((always_inline)) inline void qk_rows_exp(const float* qt, const float* const* kr, int64_t dh, float* st,
+                                                       int nvalid, RowSoftmax<RV>& sm, float* st_block, float* ot) {
+  constexpr int R = 8 * RV;
   __m256 c[KC][RV];
 #pragma GCC unroll 6
   for (int j = 0; j < KC; ++j)
@@ -273,7 +285,7 @@ __attribute__((always_inline)) inline void qk_rows(const float* qt, const float*
   for (int64_t d = 0; d < dh; ++d) {
     __m256 q[RV];
 #pragma GCC unroll 2
-    for (int v = 0; v < RV; ++v) q[v] = _mm256_load_ps(qt + d * 8 * RV + 8 * v);
+    for (int v = 0; v < RV; ++v) q[v] = _mm256_load_ps(qt + d * R + 8 * v);
 #pragma GCC unroll 6
     for (int j = 0; j < KC; ++j) {
       const __m256 kv = _mm256_broadcast_ss(kr[j] + d);
@@ -281,10 +293,40 @@ __attribute__((always_inline)) inline void qk_rows(const float* qt, const float*
       for (int v = 0; v < RV; ++v) c[j][v] = _mm256_fmadd_ps(kv, q[v], c[j][v]);
     }
   }
+  __m256 tm[RV];
+#pragma GCC unroll 2
+  for (int v = 0; v < RV; ++v) tm[v] = c[0][v];
+#pragma GCC unroll 6
+  for (int j = 1; j < KC; ++j)
+    if (j < nvalid)
+#pragma GCC unroll 2
+      for (int v = 0; v < RV; ++v) tm[v] = _mm256_max_ps(tm[v], c[j][v]);
+  int up = 0;
+#pragma GCC unroll 2
+  for (int v = 0; v < RV; ++v)
+    up |= _mm256_movemask_ps(_mm256_cmp_ps(tm[v], _mm256_add_ps(sm.m[v], _mm256_set1_ps(kSlack)), _CMP_GT_OQ));
+  if (up) [[unlikely]] {
+    __m256 alpha[RV];
+    for (int v = 0; v < RV; ++v) {
+      const __m256 mn = _mm256_max_ps(sm.m[v], tm[v]);
+      alpha[v] = exp2_256(_mm256_sub_ps(sm.m[v], mn));  // ~0 on the first tile (m = -inf)
+      sm.m[v] = mn;
+      sm.l[v] = _mm256_mul_ps(sm.l[v], alpha[v]);
+    }
+    for (int64_t i = 0; i < dh; ++i)
+      for (int v = 0; v < RV; ++v)
+        _mm256_store_ps(ot + i * R + 8 * v, _mm256_mul_ps(_mm256_load_ps(ot + i * R + 8 * v), alpha[v]));
+    for (float* p = st_block; p < st; p += R)
+      for (int v = 0; v < RV; ++v) _mm256_store_ps(p + 8 * v, _mm256_mul_ps(_mm256_load_ps(p + 8 * v), alpha[v]));
+  }
 #pragma GCC unroll 6
   for (int j = 0; j < KC; ++j)
 #pragma GCC unroll 2
-    for (int v = 0; v < RV; ++v) _mm256_store_ps(st + (j * RV + v) * 8, c[j][v]);
+    for (int v = 0; v < RV; ++v) {
+      const __m256 e = exp2_256(_mm256_sub_ps(c[j][v], sm.m[v]));
+      _mm256_store_ps(st + (j * RV + v) * 8, e);
+      if (j < nvalid) sm.l[v] = _mm256_add_ps(sm.l[v], e);
+    }
 }
 
 template <int RV, int ND>
@@ -343,37 +385,17 @@ void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float*
   pack_qt<RV>(c, b, h, i0, rows, qt);
   const float* kb = a.qkv + b * T * ld + c.D + h * dh;
   const float* vb = a.qkv + b * T * ld + 2 * c.D + h * dh;
-  __m256 m[RV], l[RV];
-  for (int v = 0; v < RV; ++v) m[v] = _mm256_set1_ps(-INFINITY), l[v] = _mm256_setzero_ps();
+  RowSoftmax<RV> sm;
+  for (int v = 0; v < RV; ++v) sm.m[v] = _mm256_set1_ps(-INFINITY), sm.l[v] = _mm256_setzero_ps();
   for (int64_t i = 0; i < dh * R; i += 8) _mm256_store_ps(ot + i, _mm256_setzero_ps());
   for (int64_t j0 = 0; j0 < T; j0 += BKR) {
     const int64_t nb = std::min<int64_t>(BKR, T - j0);
-    // S^T of the block; keys past T read the last key (finite) and are ignored below.
+    // P^T of the block; keys past T read the last key (finite) and are left out of l and of O^T.
     for (int64_t k0 = 0; k0 < nb; k0 += KC) {
       const float* kr[KC];
       for (int j = 0; j < KC; ++j) kr[j] = kb + (j0 + std::min<int64_t>(k0 + j, nb - 1)) * ld;
-      qk_rows<RV>(qt, kr, dh, st + k0 * R);
+      qk_rows_exp<RV>(qt, kr, dh, st + k0 * R, static_cast<int>(std::min<int64_t>(KC, nb - k0)), sm, st, ot);
     }
-    __m256 bm[RV], mn[RV], alpha[RV], sum[RV];
-    for (int v = 0; v < RV; ++v) bm[v] = _mm256_set1_ps(-INFINITY), sum[v] = _mm256_setzero_ps();
-    for (int64_t j = 0; j < nb; ++j)
-      for (int v = 0; v < RV; ++v) bm[v] = _mm256_max_ps(bm[v], _mm256_load_ps(st + j * R + 8 * v));
-    for (int v = 0; v < RV; ++v) {
-      mn[v] = _mm256_max_ps(m[v], bm[v]);
-      alpha[v] = exp2_256(_mm256_sub_ps(m[v], mn[v]));  // ~0 on the first block (m = -inf)
-      m[v] = mn[v];
-    }
-    for (int64_t j = 0; j < nb; ++j)
-      for (int v = 0; v < RV; ++v) {
-        const __m256 e = exp2_256(_mm256_sub_ps(_mm256_load_ps(st + j * R + 8 * v), mn[v]));
-        _mm256_store_ps(st + j * R + 8 * v, e);
-        sum[v] = _mm256_add_ps(sum[v], e);
-      }
-    for (int v = 0; v < RV; ++v) l[v] = _mm256_fmadd_ps(l[v], alpha[v], sum[v]);
-    if (j0 > 0)
-      for (int64_t d = 0; d < dh; ++d)
-        for (int v = 0; v < RV; ++v)
-          _mm256_store_ps(ot + d * R + 8 * v, _mm256_mul_ps(_mm256_load_ps(ot + d * R + 8 * v), alpha[v]));
     const float* vbj = vb + j0 * ld;
     int64_t d0 = 0;
     for (; d0 + KC <= dh; d0 += KC) pv_rows<RV, KC>(st, vbj + d0, ld, nb, ot + d0 * R);
@@ -382,7 +404,7 @@ void strip_rows(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, float*
   }
   const float hm = a.head_mask ? a.head_mask[h] : 1.0f;
   float inv[R];
-  for (int v = 0; v < RV; ++v) _mm256_storeu_ps(inv + 8 * v, _mm256_div_ps(_mm256_set1_ps(hm), l[v]));
+  for (int v = 0; v < RV; ++v) _mm256_storeu_ps(inv + 8 * v, _mm256_div_ps(_mm256_set1_ps(hm), sm.l[v]));
   float* out = a.out + (b * T + i0) * c.D + h * dh;
   for (int r0 = 0; r0 < rows; r0 += 8) {
     const __m256 vi = _mm256_loadu_ps(inv + r0);
