@@ -59,13 +59,31 @@ class Workspace {
     if (b.size() < n) b.resize(n);
     return b.data();
   }
+  // A buffer whose contents depend only on `key` (the interpolated position embeddings of one grid size): *hit is
+  // true when it still holds what was stored for that key by memo_done(name, key). A miss forgets the old key, so a
+  // fill that throws half-way is never taken for a hit.
+  float* memo(const std::string& name, size_t n, const std::string& key, bool* hit) {
+    Memo& m = memos_[name];
+    *hit = m.key == key && !m.key.empty() && m.buf.size() >= n;
+    if (!*hit) {
+      m.key.clear();
+      if (m.buf.size() < n) m.buf.resize(n);
+    }
+    return m.buf.data();
+  }
+  void memo_done(const std::string& name, const std::string& key) { memos_[name].key = key; }
   size_t buffers() const { return bufs_.size(); }
   // Buffers are named, never numbered (a literal 0 would otherwise convert to a null std::string).
   float* get(int, size_t) = delete;
   float* get(size_t, size_t) = delete;
 
  private:
+  struct Memo {
+    std::vector<float> buf;
+    std::string key;
+  };
   std::map<std::string, std::vector<float>> bufs_;
+  std::map<std::string, Memo> memos_;
 };
 
 // The linear layers that run in reduced precision (LoadOptions::dtype, F16/BF16 checkpoints, vtx-quantized
