@@ -247,39 +247,15 @@ constexpr int KC = 8;  // keys per S^T micro-tile, d values per O^T micro-tile
 constexpr float kLog2e = 1.44269504088896341f;
 
 
-// st[j][16 RV] (j < KC) = sum_d k_j[d] q^T[d][16 RV]; k_j = kb + j * ld (rows already clamped by the caller).
-template <int RV>
-VTX_AVX512_INLINE void qk_rows(const float* qt, const float* const* kr, int64_t dh, float* st) {
-  __m512 c[KC][RV];
-#pragma GCC unroll 8
-  for (int j = 0; j < KC; ++j)
-#pragma GCC unroll 2
-    for (int v = 0; v < RV; ++v) c[j][v] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < dh; ++d) {
-    __m512 q[RV];
-#pragma GCC unroll 2
-    for (int v = 0; v < RV; ++v) q[v] = _mm512_load_ps(qt + d * 16 * RV + 16 * v);
-#pragma GCC unroll 8
-    for (int j = 0; j < KC; ++j) {
-      const __m512 kv = _mm512_set1_ps(kr[j][d]);
-#pragma GCC unroll 2
-      for (int v = 0; v < RV; ++v) c[j][v] = _mm512_fmadd_ps(kv, q[v], c[j][v]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int j = 0; j < KC; ++j)
-#pragma GCC unroll 2
-    for (int v = 0; v < RV; ++v) _mm512_store_ps(st + (j * RV + v) * 16, c[j][v]);
-}
-
 // Running softmax state of a strip, lane-wise per row: reference exponent m (log2 units), row sum l.
 template <int RV>
 struct RowSoftmax {
   __m512 m[RV], l[RV];
 };
 
-// As qk_rows, with the softmax fused into the tile's epilogue: st gets P^T = 2^(s - m) directly and l the sum over
-// the nvalid keys, so S^T is never re-read for a maximum or an exp pass. m is a reference, not the maximum: a tile
+// One S^T tile: the scores of KC keys (k_j = kr[j], rows already clamped by the caller) for the 16 RV rows of the
+// strip, s[j][row] = sum_d k_j[d] q^T[d][row], with the softmax fused into the tile's epilogue: st gets
+// P^T = 2^(s - m) directly and l the sum over the nvalid keys, so S^T is never re-read for a maximum or an exp pass. m is a reference, not the maximum: a tile
 // whose maximum exceeds m by more than kSlack (and the first tile, m = -inf) moves m up to it, and rescales what was
 // accumulated with the old m (l, O^T, and the P^T already stored in this block: st_block .. st).
 constexpr float kSlack = 16.f;  // 2^16 headroom: l stays far from overflow
