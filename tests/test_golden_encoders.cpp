@@ -1,6 +1,10 @@
 // Golden parity: ViT, DeiT, DINOv2, DINOv2-with-registers (every stored output of every case).
 #include "golden_runner.hpp"
 
+#include <stdexcept>
+
+#include "models/common.hpp"
+
 namespace vtx::test {
 namespace {
 
@@ -38,6 +42,24 @@ TEST(EncoderSession, ReuseAcrossShapes) {
     compare_outputs(sq, s.forward(sq.tensors.at("pixel_values"), case_options(sq)));
     compare_outputs(rect, s.forward(rect.tensors.at("pixel_values"), case_options(rect)));
   }
+}
+
+// Workspace::memo: fill runs once per key, again when the key or the size changes, and a fill that throws leaves
+// nothing that a later call takes for a hit.
+TEST(EncoderSession, WorkspaceMemoRefillsOnNewKeyAndAfterAThrow) {
+  models::Workspace w;
+  int fills = 0;
+  auto fill_with = [&](float v) { return [&fills, v](float* p) { ++fills, p[0] = v; }; };
+  EXPECT_EQ(w.memo("m", 4, "a", fill_with(1.f))[0], 1.f);
+  EXPECT_EQ(w.memo("m", 4, "a", fill_with(9.f))[0], 1.f);  // hit: not refilled
+  EXPECT_EQ(fills, 1);
+  EXPECT_EQ(w.memo("m", 4, "b", fill_with(2.f))[0], 2.f);
+  EXPECT_EQ(w.memo("m", 64, "b", fill_with(3.f))[0], 3.f);  // larger than stored: refilled
+  EXPECT_EQ(fills, 3);
+  EXPECT_THROW(w.memo("m", 64, "c", [](float* p) { p[0] = -1.f; throw std::runtime_error("half-way"); }),
+               std::runtime_error);
+  EXPECT_EQ(w.memo("m", 64, "c", fill_with(4.f))[0], 4.f);  // the throw left no hit for "c"
+  EXPECT_EQ(fills, 4);
 }
 
 }  // namespace

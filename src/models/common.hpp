@@ -59,19 +59,20 @@ class Workspace {
     if (b.size() < n) b.resize(n);
     return b.data();
   }
-  // A buffer whose contents depend only on `key` (the interpolated position embeddings of one grid size): *hit is
-  // true when it still holds what was stored for that key by memo_done(name, key). A miss forgets the old key, so a
-  // fill that throws half-way is never taken for a hit.
-  float* memo(const std::string& name, size_t n, const std::string& key, bool* hit) {
+  // A buffer whose contents depend only on `key` (the interpolated position embeddings of one grid size):
+  // fill(buffer) runs only when the buffer does not already hold what a completed fill stored for that key. The
+  // key is recorded after fill returns, so a fill that throws half-way is never taken for a hit.
+  template <class Fill>
+  float* memo(const std::string& name, size_t n, const std::string& key, const Fill& fill) {
     Memo& m = memos_[name];
-    *hit = m.key == key && !m.key.empty() && m.buf.size() >= n;
-    if (!*hit) {
+    if (m.key.empty() || m.key != key || m.buf.size() < n) {
       m.key.clear();
       if (m.buf.size() < n) m.buf.resize(n);
+      fill(m.buf.data());
+      m.key = key;
     }
     return m.buf.data();
   }
-  void memo_done(const std::string& name, const std::string& key) { memos_[name].key = key; }
   size_t buffers() const { return bufs_.size(); }
   // Buffers are named, never numbered (a literal 0 would otherwise convert to a null std::string).
   float* get(int, size_t) = delete;

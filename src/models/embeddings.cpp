@@ -57,9 +57,7 @@ void Embeddings::forward(const float* pixels, int64_t B, int64_t H, int64_t W, b
     // at batch 1 the transposes and the interpolation took ~5 % of an int8 DINOv2-S forward.
     const std::string key = std::to_string(reinterpret_cast<uintptr_t>(this)) + ":" + std::to_string(gh) + "x" +
                             std::to_string(gw);
-    bool hit = false;
-    float* p2 = wsp.memo("embeddings.position", static_cast<size_t>((S + N) * D + (D * n0) + D * N), key, &hit);
-    if (!hit) {
+    pos = wsp.memo("embeddings.position", static_cast<size_t>((S + N) * D + (D * n0) + D * N), key, [&](float* p2) {
       float* src = p2 + (S + N) * D;  // [D, g0, g0]
       float* dst = src + D * n0;      // [D, gh, gw]
       for (int64_t i = 0; i < n0; ++i)
@@ -73,9 +71,7 @@ void Embeddings::forward(const float* pixels, int64_t B, int64_t H, int64_t W, b
       std::memcpy(p2, pos_.data(), static_cast<size_t>(S * D) * sizeof(float));
       for (int64_t i = 0; i < N; ++i)
         for (int64_t d = 0; d < D; ++d) p2[(S + i) * D + d] = dst[d * N + i];
-      wsp.memo_done("embeddings.position", key);
-    }
-    pos = p2;
+    });
   } else if (pos && N != n0) {
     throw Error("pixel_values: " + std::to_string(N) + " patches but the position embeddings hold " + std::to_string(n0));
   }

@@ -1,6 +1,8 @@
 // Fused multi-head attention for AVX2/FMA (flash-attention style).
 //
-// Work items are (batch, head, strip of 6 query rows), split statically over the pool threads. When a
+// Two kernels. The common case (no probabilities, no score bias) is the row-lane kernel below ("Row-lane kernel").
+// The other, described here: work items are (batch, head, strip of 6 query rows), split statically over the pool
+// threads. When a
 // thread starts a new (batch, head) it packs K^T into 16-column panels ([T/16][dh][16]) and V into
 // [T][dhp] rows (dhp = dh rounded up to 16), zero padded; both stay in L2 (~0.7 MB at T=1370, dh=64).
 // For a strip, Q (pre-scaled by 1/sqrt(dh)) is packed as [dh][6], then for each block of BK keys:
@@ -256,9 +258,10 @@ void strip_probs(const Ctx& c, int64_t b, int64_t h, int64_t i0, int rows, const
 }
 
 // ---- Row-lane kernel (no probabilities, no bias: the common case) ----------------------------------------
-// As in avx512/attention.cpp: a strip's 8 * RV query rows run along the lanes, S^T [key][row] holds each key's
-// scores for all rows, so the online softmax is vertical (no horizontal sums, no scalar exp), and K and V are
-// broadcast element by element from the QKV rows (no per-head packing). 6-wide tiles: 12 accumulators + 3.
+// As in avx512/attention.cpp: a strip's 8 * RV query rows run along the lanes, an S^T tile [key][row] holds each
+// key's scores for all rows, so the softmax is vertical and fused into the tile's epilogue (no horizontal sums, no
+// scalar exp), and K and V are broadcast element by element from the QKV rows (no per-head packing). 6-wide tiles:
+// 12 accumulators + 3. Strips are taken dynamically by the pool threads; tails of <= kVecRowsMax rows run row by row.
 
 constexpr int KC = 6;      // keys per S^T micro-tile, d values per O^T micro-tile
 constexpr int BKR = 120;   // keys per block (a multiple of KC)

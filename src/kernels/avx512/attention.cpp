@@ -238,14 +238,14 @@ VTX_AVX512 void strip_probs(const Ctx& c, int64_t b, int64_t h, int64_t i0, int 
 }
 
 // ---- Row-lane kernel (no probabilities, no bias: the common case) ----------------------------------------
-// Query rows run along the vector lanes: a strip is 16 * RV rows, and S^T [key][row] holds each key's scores for
-// all rows of the strip in RV vectors. The row maximum, exp, row sum and the rescaling of the output are then plain
-// vertical vector operations (no horizontal reductions, no scalar exp), and K and V are read in place from the
-// QKV rows (one broadcast per element), so nothing is packed per head but the strip's Q^T.
+// Query rows run along the vector lanes: a strip is 16 * RV rows, and an S^T tile [key][row] holds each key's scores
+// for all rows of the strip in RV vectors. The softmax (tile maximum, 2^x, row sum, rescaling) is then plain
+// vertical vector operations in the tile's epilogue (no horizontal reductions, no scalar exp), and K and V are read
+// in place from the QKV rows (one broadcast per element), so nothing is packed per head but the strip's Q^T. Tails
+// of at most kVecRowsMax rows run row by row (row_vec).
 
 constexpr int KC = 8;  // keys per S^T micro-tile, d values per O^T micro-tile
 constexpr float kLog2e = 1.44269504088896341f;
-
 
 // Running softmax state of a strip, lane-wise per row: reference exponent m (log2 units), row sum l.
 template <int RV>
@@ -255,9 +255,10 @@ struct RowSoftmax {
 
 // One S^T tile: the scores of KC keys (k_j = kr[j], rows already clamped by the caller) for the 16 RV rows of the
 // strip, s[j][row] = sum_d k_j[d] q^T[d][row], with the softmax fused into the tile's epilogue: st gets
-// P^T = 2^(s - m) directly and l the sum over the nvalid keys, so S^T is never re-read for a maximum or an exp pass. m is a reference, not the maximum: a tile
-// whose maximum exceeds m by more than kSlack (and the first tile, m = -inf) moves m up to it, and rescales what was
-// accumulated with the old m (l, O^T, and the P^T already stored in this block: st_block .. st).
+// P^T = 2^(s - m) directly and l the sum over the nvalid keys, so S^T is never re-read for a maximum or an exp
+// pass. m is a reference, not the maximum: a tile whose maximum exceeds m by more than kSlack (and the first tile,
+// m = -inf) moves m up to it, and rescales what was accumulated with the old m (l, O^T, and the P^T already stored
+// in this block: st_block .. st).
 constexpr float kSlack = 16.f;  // 2^16 headroom: l stays far from overflow
 template <int RV>
 VTX_AVX512_INLINE void qk_rows_exp(const float* qt, const float* const* kr, int64_t dh, float* st, int nvalid,

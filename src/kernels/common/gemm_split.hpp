@@ -26,7 +26,8 @@ void run_split(int64_t M, int64_t N, int64_t K, int64_t npan, int64_t mr, const 
   }
   const bool split_n = npan >= 2 * nt && (M < 192 * nt || mt < 4 * nt);
   if (!split_n && grain_rows >= mr) {
-    const int64_t g = grain_rows / mr;
+    // Blocks of grain_rows, but never fewer blocks than threads (small M keeps its static two-way split).
+    const int64_t g = std::min(grain_rows / mr, (mt + nt - 1) / nt);
     pool.parallel_for_dynamic(mt, g, [&](int64_t tb, int64_t te) { region(tb * mr, std::min(M, te * mr), 0, npan); });
     return;
   }
